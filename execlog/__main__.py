@@ -1,0 +1,3 @@
+from execlog.cli import main
+
+main()

@@ -1,0 +1,199 @@
+"""The one settings registry: every ``EXECLOG_*`` variable with its default, help and validation.
+
+Values come from the environment and are validated once at start-up; a bad value raises
+``ConfigError`` naming the variable and the value (CONTRACT.md, "Configuration").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from execlog.errors import ConfigError
+
+__all__ = ["BackfillMode", "LogPersistence", "Settings", "load_settings", "default_database_url"]
+
+
+class LogPersistence(StrEnum):
+    DUAL = "dual"
+    ENTRIES = "entries"
+    LEGACY_JSONL = "legacy_jsonl"
+
+
+class BackfillMode(StrEnum):
+    STARTUP = "startup"
+    BACKGROUND = "background"
+    OFF = "off"
+
+
+def default_database_url() -> str:
+    """The embedded SQLite file in the user data directory."""
+    data_dir = Path(platformdirs.user_data_dir("execlog", appauthor=False))
+    return f"sqlite:///{data_dir / 'execlog.db'}"
+
+
+class Settings(BaseSettings):
+    """Every ``EXECLOG_*`` variable. The field description is the documentation (docs/configuration.md)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EXECLOG_", extra="ignore", frozen=True, validate_default=True
+    )
+
+    host: str = Field("127.0.0.1", description="Address the server listens on.")
+    port: int = Field(
+        8787, ge=0, le=65535, description="Port the server listens on; `0` picks a free port."
+    )
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description=(
+            "SQLAlchemy URL: `sqlite:///relative.db`, `sqlite:////abs/path.db` or "
+            "`postgresql://…`. Default: `execlog.db` in the user data directory."
+        ),
+    )
+    log_history_max_bytes: int = Field(
+        8_388_608, ge=1, description="In-memory history per process and channel, in bytes."
+    )
+    log_history_max_entries: int = Field(
+        5000, ge=1, description="In-memory history per process and channel, in entries."
+    )
+    ws_queue_capacity: int = Field(
+        1024, ge=1, description="Events queued per WebSocket stream before it resyncs."
+    )
+    raw_page_size: int = Field(
+        200, ge=1, le=1000, description="Default `limit` of raw history pages."
+    )
+    normalized_page_size: int = Field(
+        20, ge=1, le=1000, description="Default `limit` of normalized history pages."
+    )
+    log_persistence: LogPersistence = Field(
+        LogPersistence.DUAL,
+        description="`dual` (entry rows + legacy JSONL), `entries` or `legacy_jsonl`.",
+    )
+    backfill_mode: BackfillMode = Field(
+        BackfillMode.STARTUP,
+        description="Backfill of legacy JSONL at start-up: `startup` (blocking), `background`, `off`.",
+    )
+    legacy_jsonl_retention_days: int = Field(
+        14,
+        ge=0,
+        description=(
+            "JSONL of completed, backfilled processes older than this many days is deleted; "
+            "`0` disables."
+        ),
+    )
+    max_line_bytes: int = Field(
+        1_048_576, ge=64, description="Longer output lines are split into several entries."
+    )
+    auth_token: str | None = Field(
+        None,
+        description=(
+            "When set, every request needs it (Authorization: Bearer, `token` query parameter "
+            "or `execlog_token` cookie); required to listen beyond loopback."
+        ),
+    )
+    allowed_origins: str = Field(
+        "",
+        description=(
+            "Comma-separated extra origins (e.g. `http://localhost:5173`) allowed for "
+            "WebSockets and state-changing requests, besides the server's own."
+        ),
+    )
+    claude_command: str = Field(
+        "claude", description="How Claude Code is started (split like a shell line)."
+    )
+    codex_command: str = Field("codex", description="How Codex is started (split like a shell line).")
+    writer_batch_rows: int = Field(
+        2000, ge=1, description="The batched writer commits after this many rows (or 50 ms)."
+    )
+    writer_queue_rows: int = Field(
+        20_000, ge=1, description="Rows queued for the writer before producers wait."
+    )
+    approval_timeout_seconds: float = Field(
+        600.0, gt=0, description="A tool call waiting for approval longer than this is `timed_out`."
+    )
+    stop_grace_seconds: float = Field(
+        5.0, gt=0, description="After SIGTERM, a stopped process group gets SIGKILL after this long."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("claude_command", "codex_command")
+    @classmethod
+    def _check_command(cls, value: str) -> str:
+        if not shlex.split(value):
+            raise ValueError("must name a command")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            if "://" not in origin or origin.endswith("/"):
+                raise ValueError(f"origin {origin!r} must look like scheme://host[:port]")
+        return value
+
+    @property
+    def extra_origins(self) -> frozenset[str]:
+        return frozenset(_split_origins(self.allowed_origins))
+
+    @property
+    def claude_argv(self) -> list[str]:
+        return shlex.split(self.claude_command)
+
+    @property
+    def codex_argv(self) -> list[str]:
+        return shlex.split(self.codex_command)
+
+    def page_size(self, channel: str) -> int:
+        return self.raw_page_size if channel == "raw" else self.normalized_page_size
+
+    def check_listen_address(self) -> None:
+        """Refuse a non-loopback host without a token: this server starts processes."""
+        if self.auth_token:
+            return
+        if not is_loopback_host(self.host):
+            raise ConfigError(
+                f"EXECLOG_HOST={self.host!r}: listening beyond loopback requires EXECLOG_AUTH_TOKEN"
+            )
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_origins(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the environment; a bad value raises ConfigError naming it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        messages = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            value = error.get("input")
+            messages.append(
+                f"EXECLOG_{field.upper()}={value!r}: {error['msg']}"
+                if not isinstance(value, dict)
+                else f"EXECLOG_{field.upper()}: {error['msg']}"
+            )
+        raise ConfigError("invalid configuration: " + "; ".join(messages)) from None

@@ -1,0 +1,1 @@
+"""Jobs run by the server: start-up backfill, retention cleanup."""

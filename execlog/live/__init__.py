@@ -1,0 +1,1 @@
+"""Bounded in-memory history per running process and channel, with subscribers."""

@@ -1,0 +1,143 @@
+"""Wire formats of CONTRACT.md: entry payloads, WebSocket frames, history pages, legacy LogMsg lines.
+
+An entry's payload is encoded to JSON text exactly once, when it is produced; the same string is
+stored in memory, written to the database and spliced into every page and frame that carries it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Final, Literal, NamedTuple
+
+import msgspec
+
+__all__ = [
+    "CHANNELS",
+    "Channel",
+    "FINISHED_FRAME",
+    "HistoryPage",
+    "LEGACY_FINISHED_LINE",
+    "OutputStream",
+    "StoredEntry",
+    "encode_append_frame",
+    "encode_history_page",
+    "encode_json",
+    "encode_legacy_patch_line",
+    "encode_legacy_session_id_line",
+    "encode_legacy_stream_line",
+    "encode_normalized_entry",
+    "encode_raw_entry",
+    "encode_replace_frame",
+    "now_ms",
+    "payload_size",
+]
+
+Channel = Literal["raw", "normalized"]
+CHANNELS: Final[tuple[Channel, Channel]] = ("raw", "normalized")
+OutputStream = Literal["stdout", "stderr"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_json(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch: the stored form of entry timestamps."""
+    return time.time_ns() // 1_000_000
+
+
+def payload_size(entry_json: str) -> int:
+    """UTF-8 size of an encoded payload; ``isascii`` is O(1) on CPython, so ASCII costs nothing."""
+    return len(entry_json) if entry_json.isascii() else len(entry_json.encode())
+
+
+class StoredEntry(NamedTuple):
+    """One entry of a channel: its index and its payload as JSON text."""
+
+    entry_index: int
+    entry_json: str
+
+
+# --- entry payloads -------------------------------------------------------------------------
+
+_RAW_PREFIX: Final = {"stdout": '{"type":"STDOUT","content":', "stderr": '{"type":"STDERR","content":'}
+
+
+def encode_raw_entry(stream: OutputStream, line: str) -> str:
+    """``{"type": "STDOUT" | "STDERR", "content": line}``."""
+    return _RAW_PREFIX[stream] + _encoder.encode(line).decode() + "}"
+
+
+def encode_normalized_entry(entry: dict[str, Any]) -> str:
+    """``{"type": "NORMALIZED_ENTRY", "content": NormalizedEntry}``."""
+    return '{"type":"NORMALIZED_ENTRY","content":' + _encoder.encode(entry).decode() + "}"
+
+
+# --- WebSocket frames -----------------------------------------------------------------------
+
+FINISHED_FRAME: Final = '{"type":"finished"}'
+
+
+def encode_append_frame(entry_index: int, entry_json: str) -> str:
+    return f'{{"type":"append","entry_index":{entry_index},"entry":{entry_json}}}'
+
+
+def encode_replace_frame(entry_index: int, entry_json: str) -> str:
+    return f'{{"type":"replace","entry_index":{entry_index},"entry":{entry_json}}}'
+
+
+# --- history pages --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A tail-first page: ``entries`` ascending; ``next_cursor`` is the first index when
+    ``has_more``."""
+
+    entries: list[StoredEntry]
+    has_more: bool
+    history_truncated: bool
+
+    @property
+    def next_cursor(self) -> int | None:
+        return self.entries[0].entry_index if self.has_more and self.entries else None
+
+
+def encode_history_page(page: HistoryPage) -> bytes:
+    """The success envelope around a page, spliced from the pre-encoded payloads."""
+    items = ",".join(f'{{"entry_index":{i},"entry":{j}}}' for i, j in page.entries)
+    cursor = "null" if page.next_cursor is None else str(page.next_cursor)
+    return (
+        f'{{"success":true,"data":{{"entries":[{items}],"next_cursor":{cursor},'
+        f'"has_more":{_bool(page.has_more)},"history_truncated":{_bool(page.history_truncated)}}},'
+        f'"message":null}}'
+    ).encode()
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+# --- legacy JSONL (execution_process_logs) --------------------------------------------------
+
+LEGACY_FINISHED_LINE: Final = '"Finished"'
+_LEGACY_STREAM_KEY: Final = {"stdout": "Stdout", "stderr": "Stderr"}
+
+
+def encode_legacy_stream_line(stream: OutputStream, line: str) -> str:
+    """``{"Stdout": "line\\n"}``: the text keeps its newline, as vibe-kanban's chunks do."""
+    return '{"' + _LEGACY_STREAM_KEY[stream] + '":' + _encoder.encode(line + "\n").decode() + "}"
+
+
+def encode_legacy_session_id_line(agent_session_id: str) -> str:
+    return '{"SessionId":' + _encoder.encode(agent_session_id).decode() + "}"
+
+
+def encode_legacy_patch_line(op: Literal["add", "replace"], entry_index: int, entry_json: str) -> str:
+    """``{"JsonPatch": [{"op", "path": "/entries/N", "value": <payload>}]}``."""
+    return (
+        f'{{"JsonPatch":[{{"op":"{op}","path":"/entries/{entry_index}","value":{entry_json}}}]}}'
+    )

@@ -1,0 +1,1 @@
+"""Agent output (raw lines) in, conversation (NormalizedEntry patches) out."""

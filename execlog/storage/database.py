@@ -1,0 +1,61 @@
+"""Engine creation for the configured URL: SQLite (WAL, synchronous=NORMAL, busy timeout) or
+PostgreSQL through psycopg 3. All SQL goes through SQLAlchemy Core so both dialects run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from execlog.errors import ConfigError
+
+__all__ = ["create_database_engine", "normalize_database_url", "is_sqlite"]
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the contract's ``postgresql://`` to the psycopg 3 driver we ship."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_database_engine(url: str) -> Engine:
+    """An engine with the pragmas and pool that this service needs."""
+    try:
+        parsed = make_url(normalize_database_url(url))
+    except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in the text
+        raise ConfigError(f"EXECLOG_DATABASE_URL={url!r}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            raise ConfigError(
+                f"EXECLOG_DATABASE_URL={url!r}: an in-memory SQLite database cannot be shared "
+                "between the writer and readers; name a file"
+            )
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=8,
+            max_overflow=8,
+        )
+        event.listen(engine, "connect", _configure_sqlite_connection)
+        return engine
+    return create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,103 @@
+"""SQLAlchemy Core tables. Names of the contract's tables are fixed (CONTRACT.md, "Storage").
+
+Ids are canonical UUID text. Timestamps are integer milliseconds since the epoch: no per-row
+type conversion on the hot log tables, the same representation on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "metadata",
+    "sessions",
+    "execution_processes",
+    "coding_agent_turns",
+    "execution_process_logs",
+    "execution_process_log_entries",
+]
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("executor", String(32), nullable=False),
+    Column("working_dir", Text, nullable=True),
+    Column("setup_script", Text, nullable=True),
+    Column("cleanup_script", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+execution_processes = Table(
+    "execution_processes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("session_id", String(36), ForeignKey("sessions.id"), nullable=False),
+    Column("run_reason", String(32), nullable=False),
+    # JSON: {"argv": [...], "executor": ..., ...} - what was started, for display and follow-ups.
+    Column("executor_action", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("exit_code", Integer, nullable=True),
+    Column("started_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Index("ix_execution_processes_session", "session_id", "started_at"),
+    Index("ix_execution_processes_status", "status"),
+)
+
+coding_agent_turns = Table(
+    "coding_agent_turns",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "execution_process_id",
+        String(36),
+        ForeignKey("execution_processes.id"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("agent_session_id", Text, nullable=True),
+    Column("prompt", Text, nullable=True),
+    Column("summary", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Legacy history: rows of one or more JSONL LogMsg lines, read back in insertion (id) order.
+execution_process_logs = Table(
+    "execution_process_logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(36), nullable=False),
+    Column("logs", Text, nullable=False),
+    Column("byte_size", Integer, nullable=False),
+    Column("inserted_at", BigInteger, nullable=False),
+    Index("ix_execution_process_logs_execution", "execution_id", "id"),
+)
+
+# One row per entry. The primary key (process, channel, index) is also the index that serves
+# "newest N below a cursor"; on SQLite the table is WITHOUT ROWID so rows live in that b-tree.
+execution_process_log_entries = Table(
+    "execution_process_log_entries",
+    metadata,
+    Column("execution_process_id", String(36), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("entry_index", BigInteger, nullable=False),
+    Column("entry_json", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("execution_process_id", "channel", "entry_index"),
+    sqlite_with_rowid=False,
+)

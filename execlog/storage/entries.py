@@ -1,0 +1,227 @@
+"""The entry store: one row per (process, channel, entry index) in execution_process_log_entries.
+
+Reads are tail-first pages served by the primary-key b-tree, so a page costs the same at 1k and
+at 1M stored entries. Writes are idempotent upserts: an update of an entry keeps its index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, bindparam, func, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from execlog.protocol import Channel, StoredEntry, now_ms
+from execlog.storage.tables import execution_process_log_entries as entries_table
+
+__all__ = ["EntryRow", "EntryStats", "EntryStore", "UPSERT_CHUNK_ROWS"]
+
+# Rows per executemany call: bounds the parameter list built at once, whatever the batch size.
+# executemany binds one row at a time, so SQLite's variable limit never comes into play.
+UPSERT_CHUNK_ROWS: Final = 5000
+
+_t = entries_table.c
+_KEY: Final = (_t.execution_process_id == bindparam("pid")) & (_t.channel == bindparam("channel"))
+_PAYLOAD: Final = (_t.entry_index, _t.entry_json)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryStats:
+    """How many entries a channel holds and the range of their indexes."""
+
+    count: int
+    min_index: int | None
+    max_index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    """One entry to upsert."""
+
+    process_id: str
+    channel: Channel
+    entry_index: int
+    entry_json: str
+
+
+# Prebuilt statements: SQLAlchemy caches their compiled form, so each call only binds values.
+_TAIL = select(*_PAYLOAD).where(_KEY).order_by(_t.entry_index.desc()).limit(bindparam("limit"))
+_TAIL_BEFORE = (
+    select(*_PAYLOAD)
+    .where(_KEY & (_t.entry_index < bindparam("cursor")))
+    .order_by(_t.entry_index.desc())
+    .limit(bindparam("limit"))
+)
+_AFTER = (
+    select(*_PAYLOAD)
+    .where(_KEY & (_t.entry_index > bindparam("after")))
+    .order_by(_t.entry_index)
+    .limit(bindparam("limit"))
+)
+_FROM_START = select(*_PAYLOAD).where(_KEY).order_by(_t.entry_index).limit(bindparam("limit"))
+_RANGE = (
+    select(*_PAYLOAD)
+    .where(_KEY & (_t.entry_index >= bindparam("start")) & (_t.entry_index < bindparam("stop")))
+    .order_by(_t.entry_index)
+)
+_ANY_BEFORE = select(literal(1)).where(_KEY & (_t.entry_index < bindparam("index"))).limit(1)
+# ORDER BY ... LIMIT 1 rather than min()/max(): a guaranteed single seek in the primary key on
+# both dialects, where aggregate shortcuts depend on the planner.
+_MAX_INDEX = select(_t.entry_index).where(_KEY).order_by(_t.entry_index.desc()).limit(1)
+_MIN_INDEX = select(_t.entry_index).where(_KEY).order_by(_t.entry_index).limit(1)
+_COUNT = select(func.count()).select_from(entries_table).where(_KEY)
+
+# A limit larger than any channel: "no limit" without a second statement shape.
+_NO_LIMIT: Final = 2**62
+
+
+def _to_entries(rows: Sequence[Any]) -> list[StoredEntry]:
+    make = StoredEntry._make
+    return [make(row) for row in rows]
+
+
+class EntryStore:
+    """Reads and upserts entry rows. Reads are synchronous: async callers run them in a thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._upsert = _build_upsert(engine)
+        # On SQLite the upsert goes to the driver as prebuilt SQL with tuples: SQLAlchemy's
+        # per-row parameter processing would otherwise cost more than SQLite's own insert.
+        self._upsert_sql = str(self._upsert.compile(dialect=engine.dialect))
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def fetch_tail_page(
+        self, process_id: str, channel: Channel, limit: int, cursor: int | None = None
+    ) -> list[StoredEntry]:
+        """The newest ``limit`` entries with index < ``cursor`` (all when None), ascending."""
+        params: dict[str, Any] = {"pid": process_id, "channel": channel, "limit": limit}
+        if cursor is None:
+            statement = _TAIL
+        else:
+            statement = _TAIL_BEFORE
+            params["cursor"] = cursor
+        with self._engine.connect() as connection:
+            rows = connection.execute(statement, params).all()
+        return _to_entries(rows[::-1])
+
+    def fetch_entries_after(
+        self, process_id: str, channel: Channel, after: int | None, limit: int | None = None
+    ) -> list[StoredEntry]:
+        """Entries with index > ``after`` (from the first when None), ascending, up to ``limit``."""
+        params: dict[str, Any] = {
+            "pid": process_id,
+            "channel": channel,
+            "limit": _NO_LIMIT if limit is None else limit,
+        }
+        if after is None:
+            statement = _FROM_START
+        else:
+            statement = _AFTER
+            params["after"] = after
+        with self._engine.connect() as connection:
+            rows = connection.execute(statement, params).all()
+        return _to_entries(rows)
+
+    def fetch_range(
+        self, process_id: str, channel: Channel, start: int, stop: int
+    ) -> list[StoredEntry]:
+        """Entries with ``start <= index < stop``, ascending."""
+        params = {"pid": process_id, "channel": channel, "start": start, "stop": stop}
+        with self._engine.connect() as connection:
+            rows = connection.execute(_RANGE, params).all()
+        return _to_entries(rows)
+
+    def has_entries_before(self, process_id: str, channel: Channel, index: int) -> bool:
+        params = {"pid": process_id, "channel": channel, "index": index}
+        with self._engine.connect() as connection:
+            return connection.execute(_ANY_BEFORE, params).first() is not None
+
+    def fetch_stats(self, process_id: str, channel: Channel) -> EntryStats:
+        """Count (a scan of the channel's rows) and the index range (two seeks)."""
+        params = {"pid": process_id, "channel": channel}
+        with self._engine.connect() as connection:
+            count = connection.execute(_COUNT, params).scalar_one()
+            if not count:
+                return EntryStats(0, None, None)
+            min_index = connection.execute(_MIN_INDEX, params).scalar_one()
+            max_index = connection.execute(_MAX_INDEX, params).scalar_one()
+        return EntryStats(int(count), int(min_index), int(max_index))
+
+    def next_index(self, process_id: str, channel: Channel) -> int:
+        """The index a new entry gets: the stored maximum + 1, or 0 for an empty channel."""
+        params = {"pid": process_id, "channel": channel}
+        with self._engine.connect() as connection:
+            newest = connection.execute(_MAX_INDEX, params).scalar_one_or_none()
+        return 0 if newest is None else int(newest) + 1
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def upsert_entries(self, connection: Connection, rows: Sequence[EntryRow], now_ms: int) -> None:
+        """Insert or replace entries inside the caller's transaction.
+
+        A replaced row gets the new payload and ``updated_at``; ``created_at`` stays. When one
+        call names a key several times the last row wins: they are deduplicated first, since a
+        PostgreSQL multi-row upsert refuses to touch a row twice.
+        """
+        if not rows:
+            return
+        unique = {(row.process_id, row.channel, row.entry_index): row for row in rows}
+        deduped: Sequence[EntryRow] = rows if len(unique) == len(rows) else list(unique.values())
+        for start in range(0, len(deduped), UPSERT_CHUNK_ROWS):
+            chunk = deduped[start : start + UPSERT_CHUNK_ROWS]
+            if self._sqlite:
+                connection.exec_driver_sql(
+                    self._upsert_sql,
+                    [
+                        (r.process_id, r.channel, r.entry_index, r.entry_json, now_ms, now_ms)
+                        for r in chunk
+                    ],
+                )
+            else:
+                connection.execute(
+                    self._upsert,
+                    [
+                        {
+                            "execution_process_id": r.process_id,
+                            "channel": r.channel,
+                            "entry_index": r.entry_index,
+                            "entry_json": r.entry_json,
+                            "created_at": now_ms,
+                            "updated_at": now_ms,
+                        }
+                        for r in chunk
+                    ],
+                )
+
+    def upsert_entries_now(self, rows: Sequence[EntryRow]) -> None:
+        """``upsert_entries`` in a transaction of its own, stamped with the current time."""
+        with self._engine.begin() as connection:
+            self.upsert_entries(connection, rows, now_ms())
+
+
+def _build_upsert(engine: Engine) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of payload and updated_at, in the engine's dialect."""
+    dialect_insert: Any
+    if engine.dialect.name == "sqlite":
+        dialect_insert = sqlite.insert
+    elif engine.dialect.name == "postgresql":
+        dialect_insert = postgresql.insert
+    else:  # pragma: no cover - the configuration only accepts these two
+        raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
+    statement = dialect_insert(entries_table)
+    return statement.on_conflict_do_update(
+        index_elements=[_t.execution_process_id, _t.channel, _t.entry_index],
+        set_={
+            "entry_json": statement.excluded.entry_json,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )

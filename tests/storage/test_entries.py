@@ -1,0 +1,297 @@
+"""EntryStore on real SQLite files (and PostgreSQL when EXECLOG_TEST_POSTGRES_URL is set)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, create_engine, select, text
+
+from execlog.protocol import Channel, StoredEntry, encode_raw_entry
+from execlog.storage.database import normalize_database_url
+from execlog.storage.entries import UPSERT_CHUNK_ROWS, EntryRow, EntryStats, EntryStore
+from execlog.storage.migrate import run_migrations
+from execlog.storage.tables import execution_process_log_entries as entries_table
+
+POSTGRES_URL = os.environ.get("EXECLOG_TEST_POSTGRES_URL")
+
+
+def new_process_id() -> str:
+    return str(uuid.uuid4())
+
+
+def rows_for(
+    process_id: str, indexes: range | list[int], channel: Channel = "raw"
+) -> list[EntryRow]:
+    return [
+        EntryRow(process_id, channel, i, encode_raw_entry("stdout", f"line {i}")) for i in indexes
+    ]
+
+
+def timestamps(engine: Engine, process_id: str, index: int) -> tuple[int, int]:
+    t = entries_table.c
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(t.created_at, t.updated_at).where(
+                (t.execution_process_id == process_id) & (t.entry_index == index)
+            )
+        ).one()
+    return int(row.created_at), int(row.updated_at)
+
+
+# --- paging property --------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    initial=st.integers(min_value=0, max_value=300),
+    page_size=st.integers(min_value=1, max_value=60),
+    appends=st.lists(st.integers(min_value=0, max_value=40), max_size=20),
+)
+def test_cursor_walk_from_tail_yields_every_entry_once(
+    engine: Engine, initial: int, page_size: int, appends: list[int]
+) -> None:
+    # A fresh process per example: the engine (and its file) is shared across examples.
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    store.upsert_entries_now(rows_for(process_id, range(initial)))
+
+    seen: list[int] = []
+    cursor: int | None = None
+    more_appends = iter(appends)
+    while True:
+        page = store.fetch_tail_page(process_id, "raw", page_size, cursor)
+        indexes = [entry.entry_index for entry in page]
+        assert indexes == sorted(indexes)
+        assert len(page) <= page_size
+        if cursor is not None:
+            assert all(i < cursor for i in indexes)
+        seen = indexes + seen
+        # The process keeps appending between page requests.
+        added = next(more_appends, 0)
+        start = store.next_index(process_id, "raw")
+        store.upsert_entries_now(rows_for(process_id, range(start, start + added)))
+        if not page or not store.has_entries_before(process_id, "raw", page[0].entry_index):
+            break
+        cursor = page[0].entry_index
+
+    assert seen == list(range(initial))
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def test_tail_page_returns_newest_ascending_with_payloads(engine: Engine) -> None:
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    store.upsert_entries_now(rows_for(process_id, range(10)))
+
+    page = store.fetch_tail_page(process_id, "raw", 3)
+
+    assert page == [StoredEntry(i, encode_raw_entry("stdout", f"line {i}")) for i in (7, 8, 9)]
+    assert [e.entry_index for e in store.fetch_tail_page(process_id, "raw", 3, cursor=7)] == [
+        4,
+        5,
+        6,
+    ]
+    assert store.fetch_tail_page(process_id, "raw", 3, cursor=0) == []
+    assert store.fetch_tail_page(process_id, "raw", 50, cursor=2) == page_of(process_id, [0, 1])
+
+
+def page_of(process_id: str, indexes: list[int]) -> list[StoredEntry]:
+    return [StoredEntry(i, encode_raw_entry("stdout", f"line {i}")) for i in indexes]
+
+
+def test_channels_and_processes_are_separate(engine: Engine) -> None:
+    store = EntryStore(engine)
+    first, second = new_process_id(), new_process_id()
+    store.upsert_entries_now(rows_for(first, range(5)) + rows_for(first, range(2), "normalized"))
+    store.upsert_entries_now(rows_for(second, range(100, 103)))
+
+    assert store.fetch_stats(first, "raw") == EntryStats(5, 0, 4)
+    assert store.fetch_stats(first, "normalized") == EntryStats(2, 0, 1)
+    assert store.fetch_stats(second, "raw") == EntryStats(3, 100, 102)
+    assert store.fetch_stats(second, "normalized") == EntryStats(0, None, None)
+    assert [e.entry_index for e in store.fetch_tail_page(first, "normalized", 10)] == [0, 1]
+
+
+def test_has_entries_before(engine: Engine) -> None:
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    store.upsert_entries_now(rows_for(process_id, [3, 4, 9]))
+
+    assert not store.has_entries_before(process_id, "raw", 3)
+    assert store.has_entries_before(process_id, "raw", 4)
+    assert store.has_entries_before(process_id, "raw", 100)
+    assert not store.has_entries_before(new_process_id(), "raw", 100)
+
+
+def test_fetch_entries_after_with_and_without_limit(engine: Engine) -> None:
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    store.upsert_entries_now(rows_for(process_id, range(20)))
+
+    def indexes(after: int | None, limit: int | None = None) -> list[int]:
+        return [e.entry_index for e in store.fetch_entries_after(process_id, "raw", after, limit)]
+
+    assert indexes(None) == list(range(20))
+    assert indexes(None, 3) == [0, 1, 2]
+    assert indexes(15) == [16, 17, 18, 19]
+    assert indexes(5, 2) == [6, 7]
+    assert indexes(19) == []
+
+
+def test_fetch_range_is_half_open(engine: Engine) -> None:
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    store.upsert_entries_now(rows_for(process_id, range(10)))
+
+    assert store.fetch_range(process_id, "raw", 3, 6) == page_of(process_id, [3, 4, 5])
+    assert store.fetch_range(process_id, "raw", 8, 50) == page_of(process_id, [8, 9])
+    assert store.fetch_range(process_id, "raw", 5, 5) == []
+
+
+def test_tail_page_uses_primary_key_index(engine: Engine) -> None:
+    # The tail query must be a seek in the primary key, never a scan plus sort.
+    with engine.connect() as connection:
+        plan = connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT entry_index, entry_json FROM execution_process_log_entries "
+            "WHERE execution_process_id = ? AND channel = ? AND entry_index < ? "
+            "ORDER BY entry_index DESC LIMIT ?",
+            ("p", "raw", 10, 5),
+        ).all()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "USING PRIMARY KEY" in details
+    assert "TEMP B-TREE" not in details
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+def test_upsert_replaces_payload_and_keeps_index_and_created_at(engine: Engine) -> None:
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    with engine.begin() as connection:
+        store.upsert_entries(connection, rows_for(process_id, range(3)), now_ms=1_000)
+    with engine.begin() as connection:
+        store.upsert_entries(
+            connection, [EntryRow(process_id, "raw", 1, '{"type":"STDOUT","content":"new"}')], 2_000
+        )
+
+    assert store.fetch_range(process_id, "raw", 0, 3) == [
+        StoredEntry(0, encode_raw_entry("stdout", "line 0")),
+        StoredEntry(1, '{"type":"STDOUT","content":"new"}'),
+        StoredEntry(2, encode_raw_entry("stdout", "line 2")),
+    ]
+    assert timestamps(engine, process_id, 1) == (1_000, 2_000)
+    assert timestamps(engine, process_id, 0) == (1_000, 1_000)
+    assert store.fetch_stats(process_id, "raw") == EntryStats(3, 0, 2)
+
+
+def test_upsert_same_key_twice_in_one_call_last_wins(engine: Engine) -> None:
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    store.upsert_entries_now(
+        [
+            EntryRow(process_id, "raw", 0, '"first"'),
+            EntryRow(process_id, "raw", 1, '"other"'),
+            EntryRow(process_id, "raw", 0, '"last"'),
+        ]
+    )
+
+    assert store.fetch_range(process_id, "raw", 0, 2) == [
+        StoredEntry(0, '"last"'),
+        StoredEntry(1, '"other"'),
+    ]
+
+
+def test_upsert_rolls_back_with_the_callers_transaction(engine: Engine) -> None:
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    with pytest.raises(RuntimeError), engine.begin() as connection:
+        store.upsert_entries(connection, rows_for(process_id, range(5)), 1)
+        raise RuntimeError("caller fails after the upsert")
+
+    assert store.fetch_stats(process_id, "raw") == EntryStats(0, None, None)
+
+
+def test_batch_of_100k_rows_upserts_in_one_call(engine: Engine) -> None:
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    count = 100_000
+    assert count > UPSERT_CHUNK_ROWS  # the batch really spans several chunks
+
+    store.upsert_entries_now(rows_for(process_id, range(count)))
+
+    assert store.fetch_stats(process_id, "raw") == EntryStats(count, 0, count - 1)
+    assert store.fetch_tail_page(process_id, "raw", 2) == page_of(process_id, [99_998, 99_999])
+
+
+def test_next_index_continues_after_restart(make_engine: Callable[..., Engine]) -> None:
+    process_id = new_process_id()
+    first = make_engine("same.db")
+    store = EntryStore(first)
+    assert store.next_index(process_id, "raw") == 0
+    store.upsert_entries_now(rows_for(process_id, range(7)))
+    store.upsert_entries_now(rows_for(process_id, range(3), "normalized"))
+    first.dispose()
+
+    reopened = EntryStore(make_engine("same.db"))
+
+    assert reopened.next_index(process_id, "raw") == 7
+    assert reopened.next_index(process_id, "normalized") == 3
+    assert reopened.next_index(new_process_id(), "raw") == 0
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_engine() -> Iterator[Engine]:
+    """A migrated engine on a schema of its own, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("EXECLOG_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    url = normalize_database_url(POSTGRES_URL)
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        run_migrations(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_entry_store_basics_on_postgres(postgres_engine: Engine) -> None:
+    store = EntryStore(postgres_engine)
+    process_id = new_process_id()
+    store.upsert_entries_now(rows_for(process_id, range(50)))
+    store.upsert_entries_now(
+        [
+            EntryRow(process_id, "raw", 10, '"replaced once"'),
+            EntryRow(process_id, "raw", 10, '"replaced twice"'),
+        ]
+    )
+
+    page = store.fetch_tail_page(process_id, "raw", 5, cursor=12)
+    assert [e.entry_index for e in page] == [7, 8, 9, 10, 11]
+    assert page[3] == StoredEntry(10, '"replaced twice"')
+    assert store.fetch_stats(process_id, "raw") == EntryStats(50, 0, 49)
+    assert store.next_index(process_id, "raw") == 50
+    assert store.has_entries_before(process_id, "raw", 1)
+    assert [e.entry_index for e in store.fetch_entries_after(process_id, "raw", 47)] == [48, 49]
+    assert [e.entry_index for e in store.fetch_range(process_id, "raw", 0, 2)] == [0, 1]

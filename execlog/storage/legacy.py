@@ -1,0 +1,255 @@
+"""The legacy JSONL history in execution_process_logs (CONTRACT.md, "Legacy JSONL log format").
+
+Rows hold one or more LogMsg lines; they are appended one row per call and read back as typed
+messages, streamed by keyset pages so that a log of any size is never held in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Final, Literal
+
+import msgspec
+from sqlalchemy import Engine, bindparam, func, insert, select
+from sqlalchemy.engine import Connection
+
+from execlog.protocol import now_ms
+from execlog.storage.tables import execution_process_logs as logs_table
+
+__all__ = [
+    "DEFAULT_PAGE_ROWS",
+    "FinishedMessage",
+    "JsonPatchMessage",
+    "LegacyLogStore",
+    "LegacyMessage",
+    "LegacyReader",
+    "PatchOperation",
+    "SessionIdMessage",
+    "StderrMessage",
+    "StdoutMessage",
+]
+
+# Rows per keyset page. Rows written by vibe-kanban hold a pipe chunk or a few lines each, ours
+# one writer group; a few hundred rows keep a page in the tens or hundreds of kilobytes.
+DEFAULT_PAGE_ROWS: Final = 256
+
+
+class StdoutMessage(msgspec.Struct, frozen=True, gc=False):
+    text: str
+
+
+class StderrMessage(msgspec.Struct, frozen=True, gc=False):
+    text: str
+
+
+class SessionIdMessage(msgspec.Struct, frozen=True, gc=False):
+    agent_session_id: str
+
+
+class PatchOperation(msgspec.Struct, frozen=True, gc=False):
+    """One ``add``/``replace`` of ``/entries/<entry_index>``; ``value_json`` is the payload text."""
+
+    op: Literal["add", "replace"]
+    entry_index: int
+    value_json: str
+
+
+class JsonPatchMessage(msgspec.Struct, frozen=True, gc=False):
+    operations: list[PatchOperation]
+
+
+class FinishedMessage(msgspec.Struct, frozen=True, gc=False):
+    """The process ended; nothing follows."""
+
+
+LegacyMessage = (
+    StdoutMessage | StderrMessage | SessionIdMessage | JsonPatchMessage | FinishedMessage
+)
+
+_FINISHED: Final = FinishedMessage()
+
+
+# --- line decoding ----------------------------------------------------------------------------
+# A line is a JSON string ("Finished", "Ready") or an object with one known key. One struct with
+# every key optional decodes all object shapes in a single pass; patch values stay Raw, so the
+# payload text is sliced out of the line instead of being decoded and encoded again.
+
+
+_ABSENT: Final = msgspec.Raw()
+
+
+class _RawPatchOperation(msgspec.Struct, gc=False):
+    # Only the operations vibe-kanban writes for the entry list; any other (remove, move) fails
+    # validation, which makes the line malformed: it is not a shape we can replay.
+    op: Literal["add", "replace"]
+    path: str
+    value: msgspec.Raw = _ABSENT  # Raw can't be unioned with None; empty means absent
+
+
+class _LineObject(
+    msgspec.Struct,
+    gc=False,
+    rename={
+        "stdout": "Stdout",
+        "stderr": "Stderr",
+        "session_id": "SessionId",
+        "json_patch": "JsonPatch",
+        "message_id": "MessageId",
+    },
+):
+    stdout: str | None = None
+    stderr: str | None = None
+    session_id: str | None = None
+    json_patch: list[_RawPatchOperation] | None = None
+    message_id: msgspec.Raw = _ABSENT
+
+
+_decode_line = msgspec.json.Decoder(_LineObject | str).decode
+_ENTRIES_PREFIX: Final = "/entries/"
+
+
+class _SkipLine(Exception):
+    """A well-formed line that carries no log message (MessageId, Ready)."""
+
+
+def _parse_line(line: str) -> LegacyMessage:
+    """Decode one line; raises _SkipLine for known non-messages, ValueError for malformed ones."""
+    try:
+        decoded = _decode_line(line)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
+        raise ValueError(str(exc)) from None
+    if isinstance(decoded, str):
+        if decoded == "Finished":
+            return _FINISHED
+        if decoded == "Ready":
+            raise _SkipLine
+        raise ValueError("unknown message")
+    if decoded.stdout is not None:
+        return StdoutMessage(decoded.stdout)
+    if decoded.stderr is not None:
+        return StderrMessage(decoded.stderr)
+    if decoded.json_patch is not None:
+        return JsonPatchMessage(_convert_patch(decoded.json_patch))
+    if decoded.session_id is not None:
+        return SessionIdMessage(decoded.session_id)
+    if decoded.message_id:
+        raise _SkipLine
+    raise ValueError("unknown message")
+
+
+def _convert_patch(raw_operations: list[_RawPatchOperation]) -> list[PatchOperation]:
+    operations = []
+    for raw in raw_operations:
+        path = raw.path
+        number = path[len(_ENTRIES_PREFIX) :]
+        if not path.startswith(_ENTRIES_PREFIX) or not number.isdigit() or not number.isascii():
+            raise ValueError(f"unsupported patch path {path!r}")
+        value_json = bytes(raw.value).decode()
+        if not value_json or value_json == "null":
+            raise ValueError(f"patch of {path!r} has no value")
+        operations.append(PatchOperation(raw.op, int(number), value_json))
+    return operations
+
+
+# --- store ------------------------------------------------------------------------------------
+
+_c = logs_table.c
+_PAGE = (
+    select(_c.id, _c.logs, _c.byte_size)
+    .where((_c.execution_id == bindparam("pid")) & (_c.id > bindparam("after")))
+    .order_by(_c.id)
+    .limit(bindparam("limit"))
+)
+_TOTAL_BYTES = select(func.coalesce(func.sum(_c.byte_size), 0)).where(
+    _c.execution_id == bindparam("pid")
+)
+_INSERT = insert(logs_table)
+
+
+class LegacyLogStore:
+    """Appends JSONL rows and reads them back as messages."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def append_lines(
+        self, connection: Connection, process_id: str, lines: Sequence[str], now_ms: int
+    ) -> None:
+        """One row holding ``lines`` joined by newlines, inside the caller's transaction."""
+        if not lines:
+            return
+        logs = "\n".join(lines)
+        byte_size = len(logs) if logs.isascii() else len(logs.encode())
+        connection.execute(
+            _INSERT,
+            {
+                "execution_id": process_id,
+                "logs": logs,
+                "byte_size": byte_size,
+                "inserted_at": now_ms,
+            },
+        )
+
+    def append_lines_now(self, process_id: str, lines: Sequence[str]) -> None:
+        with self._engine.begin() as connection:
+            self.append_lines(connection, process_id, lines, now_ms())
+
+    def read_messages(self, process_id: str, *, page_rows: int = DEFAULT_PAGE_ROWS) -> LegacyReader:
+        """A reader that streams the process's messages in insertion order."""
+        return LegacyReader(self._engine, process_id, page_rows=page_rows)
+
+
+class LegacyReader:
+    """Iterates a process's legacy messages, fetching ``page_rows`` rows per query (id > last).
+
+    Lines that are not valid JSON or not a known shape are skipped and counted in
+    ``malformed_lines``; ``bytes_read`` sums the ``byte_size`` of the rows read so far.
+    """
+
+    def __init__(self, engine: Engine, process_id: str, *, page_rows: int) -> None:
+        if page_rows < 1:
+            raise ValueError("page_rows must be at least 1")
+        self._engine = engine
+        self._process_id = process_id
+        self._page_rows = page_rows
+        self.malformed_lines = 0
+        self.bytes_read = 0
+        self.rows_read = 0
+        self.pages_read = 0
+
+    def total_bytes(self) -> int:
+        """The size of the whole log (sum of ``byte_size``), in one query."""
+        with self._engine.connect() as connection:
+            return int(connection.execute(_TOTAL_BYTES, {"pid": self._process_id}).scalar_one())
+
+    def __iter__(self) -> Iterator[LegacyMessage]:
+        for logs in self._iterate_rows():
+            for line in logs.split("\n"):
+                if not line or line.isspace():
+                    continue
+                try:
+                    yield _parse_line(line)
+                except _SkipLine:
+                    continue
+                except ValueError:
+                    self.malformed_lines += 1
+
+    def _iterate_rows(self) -> Iterator[str]:
+        after = -1
+        params: dict[str, Any] = {"pid": self._process_id, "limit": self._page_rows}
+        while True:
+            params["after"] = after
+            # A short connection per page: no read transaction stays open while the consumer
+            # works through the page, so the writer and WAL checkpoints are never held up.
+            with self._engine.connect() as connection:
+                rows = connection.execute(_PAGE, params).all()
+            self.pages_read += 1
+            if not rows:
+                return
+            after = rows[-1][0]
+            for _row_id, logs, byte_size in rows:
+                self.rows_read += 1
+                self.bytes_read += byte_size
+                yield logs
+            if len(rows) < self._page_rows:
+                return

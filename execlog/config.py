@@ -18,7 +18,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from execlog.errors import ConfigError
 
-__all__ = ["BackfillMode", "LogPersistence", "Settings", "load_settings", "default_database_url"]
+__all__ = [
+    "BackfillMode",
+    "LogPersistence",
+    "Settings",
+    "default_database_url",
+    "is_loopback_host",
+    "load_settings",
+    "render_settings_table",
+]
 
 
 class LogPersistence(StrEnum):
@@ -197,3 +205,20 @@ def load_settings(**overrides: Any) -> Settings:
                 else f"EXECLOG_{field.upper()}: {error['msg']}"
             )
         raise ConfigError("invalid configuration: " + "; ".join(messages)) from None
+
+
+def render_settings_table() -> str:
+    """The Markdown table of every setting (docs/configuration.md is generated from this)."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        if name == "database_url":
+            default = "SQLite file `execlog.db` in the user data dir"
+        elif field.default is None:
+            default = "unset"
+        elif field.default == "":
+            default = "empty"
+        else:
+            value = field.default
+            default = f"`{value.value if isinstance(value, StrEnum) else value}`"
+        lines.append(f"| `EXECLOG_{name.upper()}` | {default} | {field.description} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,31 @@
+"""Docs stay honest: every setting is documented, the generated table is current, and the
+README starts with the two front-door commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from execlog.config import Settings
+from execlog.docs import CONFIGURATION_DOC, render_configuration_doc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_configuration_doc_is_generated_from_the_registry() -> None:
+    text = CONFIGURATION_DOC.read_text()
+    assert text == render_configuration_doc(text), "run `make docs`"
+
+
+def test_every_setting_is_documented_in_readme_and_docs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    docs = CONFIGURATION_DOC.read_text()
+    for name in Settings.model_fields:
+        variable = f"EXECLOG_{name.upper()}"
+        assert variable in docs
+        assert variable in readme, f"{variable} missing from README"
+
+
+def test_readme_opens_with_make_run_and_make_test() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_commands = [line for line in readme.splitlines() if line.startswith("make ")][:2]
+    assert first_commands == ["make run", "make test"]

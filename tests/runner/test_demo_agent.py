@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from execlog.runner.demo_agent import main, session_id_for_seed
@@ -150,3 +152,113 @@ def test_turns_repeat_the_work() -> None:
 def test_usage_errors_return_exit_code_two(capsys: object) -> None:
     assert main(["--output-format", "stream-json"]) == 2  # no prompt
     assert main(["-p", "x", "--turns", "0"]) == 2
+
+
+class ApprovalServer:
+    """A small real HTTP server answering the approval endpoints as execlog does."""
+
+    def __init__(self, decisions: list[dict[str, object]]) -> None:
+        self.decisions = decisions
+        self.requests: list[tuple[str, str, str | None, object]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _reply(self, status: int, data: dict[str, object]) -> None:
+                body = json.dumps({"success": True, "data": data, "message": None}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers["Content-Length"])
+                payload = json.loads(self.rfile.read(length))
+                outer.requests.append(
+                    ("POST", self.path, self.headers.get("Authorization"), payload)
+                )
+                self._reply(201, {"id": "ap-1", "status": "pending", "reason": None})
+
+            def do_GET(self) -> None:  # noqa: N802
+                outer.requests.append(("GET", self.path, self.headers.get("Authorization"), None))
+                self._reply(200, {"id": "ap-1", **outer.decisions.pop(0)})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> ApprovalServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_approval_round_trip_denied_after_waiting() -> None:
+    decisions: list[dict[str, object]] = [
+        {"status": "pending", "reason": None},
+        {"status": "denied", "reason": "not on Fridays"},
+    ]
+    with ApprovalServer(decisions) as server:
+        done = run_demo(
+            "--pace", "0",
+            env={
+                "EXECLOG_SERVER_URL": server.url + "/",
+                "EXECLOG_PROCESS_ID": "11111111-2222-4333-8444-555555555555",
+                "EXECLOG_AUTH_TOKEN": "sekret",
+            },
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    method, path, auth, payload = server.requests[0]
+    assert (method, path, auth) == ("POST", "/api/approvals", "Bearer sekret")
+    assert isinstance(payload, dict)
+    assert payload["execution_process_id"] == "11111111-2222-4333-8444-555555555555"
+    assert payload["tool_name"] == "Bash"
+    assert "git commit" in payload["tool_input"]["command"]
+    assert [request[1] for request in server.requests[1:]] == [
+        "/api/approvals/ap-1/wait?timeout_seconds=30"
+    ] * 2
+    conversation = conversation_of(done.stdout)
+    commit = next(
+        c
+        for c in conversation.tool_calls()
+        if c["metadata"]["tool_use_id"] == payload["tool_use_id"]
+    )
+    assert commit["entry_type"]["status"] == {"status": "failed"}
+    assert (
+        commit["entry_type"]["action_type"]["result"]["output"] == "denied by user: not on Fridays"
+    )
+    assert "not approved" in conversation.summaries[0]
+
+
+def test_approval_round_trip_approved_and_timed_out() -> None:
+    with ApprovalServer([{"status": "approved", "reason": None}]) as server:
+        approved = run_demo(
+            "--pace", "0", env={"EXECLOG_SERVER_URL": server.url, "EXECLOG_PROCESS_ID": "p"}
+        )  # fmt: skip
+    assert server.requests[0][2] is None  # no token, no header
+    commit = [
+        c for c in conversation_of(approved.stdout).tool_calls() if "git commit" in c["content"]
+    ]
+    assert commit[0]["entry_type"]["status"] == {"status": "success"}
+    assert (
+        "approved automatically" not in commit[0]["entry_type"]["action_type"]["result"]["output"]
+    )
+
+    with ApprovalServer([{"status": "timed_out", "reason": None}]) as server:
+        timed_out = run_demo(
+            "--pace", "0", env={"EXECLOG_SERVER_URL": server.url, "EXECLOG_PROCESS_ID": "p"}
+        )  # fmt: skip
+    commit = [
+        c for c in conversation_of(timed_out.stdout).tool_calls() if "git commit" in c["content"]
+    ]
+    assert commit[0]["entry_type"]["action_type"]["result"]["output"] == "approval timed out"

@@ -48,7 +48,7 @@ def default_database_url() -> str:
 
 
 class Settings(BaseSettings):
-    """Every ``EXECLOG_*`` variable. The field description is the documentation (docs/configuration.md)."""
+    """Every ``EXECLOG_*`` variable; each field description is its documentation."""
 
     model_config = SettingsConfigDict(
         env_prefix="EXECLOG_", extra="ignore", frozen=True, validate_default=True
@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     )
     backfill_mode: BackfillMode = Field(
         BackfillMode.STARTUP,
-        description="Backfill of legacy JSONL at start-up: `startup` (blocking), `background`, `off`.",
+        description=(
+            "Backfill of legacy JSONL at start-up: `startup` (blocking), `background`, `off`."
+        ),
     )
     legacy_jsonl_retention_days: int = Field(
         14,
@@ -116,7 +118,9 @@ class Settings(BaseSettings):
     claude_command: str = Field(
         "claude", description="How Claude Code is started (split like a shell line)."
     )
-    codex_command: str = Field("codex", description="How Codex is started (split like a shell line).")
+    codex_command: str = Field(
+        "codex", description="How Codex is started (split like a shell line)."
+    )
     writer_batch_rows: int = Field(
         2000, ge=1, description="The batched writer commits after this many rows (or 50 ms)."
     )
@@ -127,7 +131,9 @@ class Settings(BaseSettings):
         600.0, gt=0, description="A tool call waiting for approval longer than this is `timed_out`."
     )
     stop_grace_seconds: float = Field(
-        5.0, gt=0, description="After SIGTERM, a stopped process group gets SIGKILL after this long."
+        5.0,
+        gt=0,
+        description="After SIGTERM, a stopped process group gets SIGKILL after this long.",
     )
 
     @field_validator("database_url")

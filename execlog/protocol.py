@@ -1,4 +1,4 @@
-"""Wire formats of CONTRACT.md: entry payloads, WebSocket frames, history pages, legacy LogMsg lines.
+"""Wire formats of CONTRACT.md: entry payloads, WebSocket frames, history pages, legacy lines.
 
 An entry's payload is encoded to JSON text exactly once, when it is produced; the same string is
 stored in memory, written to the database and spliced into every page and frame that carries it.
@@ -63,7 +63,10 @@ class StoredEntry(NamedTuple):
 
 # --- entry payloads -------------------------------------------------------------------------
 
-_RAW_PREFIX: Final = {"stdout": '{"type":"STDOUT","content":', "stderr": '{"type":"STDERR","content":'}
+_RAW_PREFIX: Final = {
+    "stdout": '{"type":"STDOUT","content":',
+    "stderr": '{"type":"STDERR","content":',
+}
 
 
 def encode_raw_entry(stream: OutputStream, line: str) -> str:
@@ -136,8 +139,8 @@ def encode_legacy_session_id_line(agent_session_id: str) -> str:
     return '{"SessionId":' + _encoder.encode(agent_session_id).decode() + "}"
 
 
-def encode_legacy_patch_line(op: Literal["add", "replace"], entry_index: int, entry_json: str) -> str:
+def encode_legacy_patch_line(
+    op: Literal["add", "replace"], entry_index: int, entry_json: str
+) -> str:
     """``{"JsonPatch": [{"op", "path": "/entries/N", "value": <payload>}]}``."""
-    return (
-        f'{{"JsonPatch":[{{"op":"{op}","path":"/entries/{entry_index}","value":{entry_json}}}]}}'
-    )
+    return f'{{"JsonPatch":[{{"op":"{op}","path":"/entries/{entry_index}","value":{entry_json}}}]}}'

@@ -32,3 +32,101 @@ def make_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
 @pytest.fixture
 def engine(make_engine: Callable[..., Engine]) -> Engine:
     return make_engine()
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+import threading  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest_asyncio  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from execlog.app import create_app  # noqa: E402
+from execlog.config import Settings  # noqa: E402
+from execlog.server import bind_socket, build_server, server_url  # noqa: E402
+from execlog.services import Services  # noqa: E402
+
+
+@dataclass
+class LiveServer:
+    """A real uvicorn server on 127.0.0.1 (port 0) in a background thread."""
+
+    url: str
+    app: FastAPI
+    settings: Settings
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[len("http") :]
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path / 'server.db'}",
+            "port": 0,
+            "stop_grace_seconds": 2.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return factory
+
+
+@pytest.fixture
+def live_server(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., LiveServer]]:
+    """Factory: start a server with settings overrides; all are stopped at teardown."""
+    running: list[tuple[Any, threading.Thread]] = []
+
+    def start(**overrides: Any) -> LiveServer:
+        settings = make_settings(**overrides)
+        sock = bind_socket("127.0.0.1", 0)
+        server = build_server(settings, sock, log_level="warning")
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        deadline = threading.Event()
+        for _ in range(600):
+            if server.started or not thread.is_alive():
+                break
+            deadline.wait(0.05)
+        assert server.started, "server did not start"
+        return LiveServer(url=server_url(sock), app=server.config.app, settings=settings)
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest_asyncio.fixture
+async def app_client(
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., Any]]:
+    """Factory: an in-process app (lifespan run) and an httpx client on it."""
+    stack: list[Any] = []
+
+    async def start(**overrides: Any) -> tuple[FastAPI, httpx.AsyncClient]:
+        app = create_app(make_settings(**overrides))
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8787"
+        )
+        stack.append((lifespan, client))
+        return app, client
+
+    yield start
+    for lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)

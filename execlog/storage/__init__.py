@@ -1,1 +1,1 @@
-"""Persistent storage: tables, migrations, the entry store, the legacy JSONL store and the writer."""
+"""Persistent storage: tables, migrations, entry store, legacy JSONL store, batched writer."""

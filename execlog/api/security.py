@@ -1,0 +1,91 @@
+"""Request guard for a server that starts processes (treat it like a shell):
+
+- with ``EXECLOG_AUTH_TOKEN`` set, every request needs it (``Authorization: Bearer``, the
+  ``token`` query parameter, or the ``execlog_token`` cookie - browsers cannot set headers on
+  WebSockets or EventSource);
+- WebSocket handshakes and state-changing requests with a foreign ``Origin`` are refused with
+  403 (cross-site WebSocket hijacking, CSRF);
+- without a token, the ``Host`` header must name a loopback or configured host, so a DNS
+  rebinding page cannot pose as same-origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from execlog.api.envelope import error_response
+from execlog.config import Settings, is_loopback_host
+
+__all__ = ["SecurityMiddleware"]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TOKEN_COOKIE = "execlog_token"
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self._app = app
+        self._token = settings.auth_token
+        self._extra_origins = settings.extra_origins
+        self._extra_hosts = frozenset(
+            urlsplit(origin).hostname or "" for origin in settings.extra_origins
+        ) | {settings.host}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self._app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        problem = self._check(scope, headers)
+        if problem is None:
+            await self._app(scope, receive, send)
+            return
+        status, message = problem
+        if scope["type"] == "websocket":
+            # Closing before accept makes the server answer the handshake with HTTP 403.
+            await receive()
+            await send({"type": "websocket.close", "code": 4403 if status == 403 else 4401})
+            return
+        await error_response(status, message)(scope, receive, send)
+
+    def _check(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
+        host_header = headers.get("host", "")
+        if self._token is None and not self._host_allowed(host_header):
+            return 403, f"host {host_header!r} is not allowed"
+        if self._token is not None and not self._token_matches(scope, headers):
+            return 401, "missing or wrong token (EXECLOG_AUTH_TOKEN)"
+        origin = headers.get("origin")
+        state_changing = scope["type"] == "websocket" or scope.get("method") not in _SAFE_METHODS
+        if origin is not None and state_changing and not self._origin_allowed(origin, host_header):
+            return 403, f"origin {origin!r} is not allowed"
+        return None
+
+    def _host_allowed(self, host_header: str) -> bool:
+        hostname = urlsplit(f"//{host_header}").hostname or ""
+        return is_loopback_host(hostname) or hostname in self._extra_hosts
+
+    def _origin_allowed(self, origin: str, host_header: str) -> bool:
+        if origin in self._extra_origins:
+            return True
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and parts.netloc == host_header
+
+    def _token_matches(self, scope: Scope, headers: dict[str, str]) -> bool:
+        assert self._token is not None
+        candidates: list[str] = []
+        authorization = headers.get("authorization", "")
+        if authorization.lower().startswith("bearer "):
+            candidates.append(authorization[7:].strip())
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        candidates.extend(query.get("token", []))
+        if "cookie" in headers:
+            cookie = SimpleCookie()
+            cookie.load(headers["cookie"])
+            if TOKEN_COOKIE in cookie:
+                candidates.append(cookie[TOKEN_COOKIE].value)
+        expected = self._token.encode()
+        return any(hmac.compare_digest(c.encode(), expected) for c in candidates)

@@ -1,0 +1,166 @@
+"""Tool-call approvals: an agent's hook asks, a person decides over HTTP, the agent waits.
+
+The tool call's normalized entry is restated (replaced at its index) as ``pending_approval``,
+then ``created`` (approved), ``denied`` or ``timed_out``. Approvals live as long as their
+process runs; their outcome is persisted through the entry itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from execlog.errors import ApprovalNotFoundError, ConflictError, InvalidRequestError
+from execlog.events import EventBus
+from execlog.runner.pipeline import ProcessPipeline
+
+__all__ = ["Approval", "ApprovalService", "ApprovalStatus"]
+
+ApprovalStatus = Literal["pending", "approved", "denied", "timed_out"]
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class Approval:
+    id: str
+    execution_process_id: str
+    tool_use_id: str
+    tool_name: str
+    tool_input: Any
+    requested_at: str
+    timeout_at: str
+    status: ApprovalStatus = "pending"
+    reason: str | None = None
+    decided: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "execution_process_id": self.execution_process_id,
+            "tool_use_id": self.tool_use_id,
+            "tool_name": self.tool_name,
+            "tool_input": self.tool_input,
+            "status": self.status,
+            "reason": self.reason,
+            "requested_at": self.requested_at,
+            "timeout_at": self.timeout_at,
+        }
+
+
+class ApprovalService:
+    def __init__(self, bus: EventBus, timeout_seconds: float) -> None:
+        self._bus = bus
+        self._timeout_seconds = timeout_seconds
+        self._approvals: dict[str, Approval] = {}
+        self._pipelines: dict[str, ProcessPipeline] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def attach(self, pipeline: ProcessPipeline) -> None:
+        self._pipelines[pipeline.process_id] = pipeline
+
+    def detach(self, process_id: str) -> None:
+        """The process ended: its pending approvals can no longer be answered."""
+        self._pipelines.pop(process_id, None)
+        for approval in [
+            a for a in self._approvals.values() if a.execution_process_id == process_id
+        ]:
+            if approval.status == "pending":
+                self._settle(approval, "timed_out", "the process ended")
+            self._approvals.pop(approval.id, None)
+
+    async def request(
+        self, process_id: str, tool_use_id: str, tool_name: str, tool_input: Any
+    ) -> Approval:
+        pipeline = self._pipelines.get(process_id)
+        if pipeline is None:
+            raise ConflictError(f"execution process {process_id} is not running")
+        now = datetime.now(UTC)
+        approval = Approval(
+            id=str(uuid.uuid4()),
+            execution_process_id=process_id,
+            tool_use_id=tool_use_id,
+            tool_name=tool_name,
+            tool_input=tool_input,
+            requested_at=_rfc3339(now),
+            timeout_at=_rfc3339(now + timedelta(seconds=self._timeout_seconds)),
+        )
+        status = {
+            "status": "pending_approval",
+            "approval_id": approval.id,
+            "requested_at": approval.requested_at,
+            "timeout_at": approval.timeout_at,
+        }
+        if not await pipeline.set_tool_status(tool_use_id, status):
+            raise InvalidRequestError(
+                f"tool call {tool_use_id!r} did not appear in the output of process {process_id}"
+            )
+        self._approvals[approval.id] = approval
+        loop = asyncio.get_running_loop()
+        self._timers[approval.id] = loop.call_later(
+            self._timeout_seconds, self._expire, approval.id
+        )
+        self._bus.publish("approval_updated", approval=approval.to_json())
+        return approval
+
+    def get(self, approval_id: str) -> Approval:
+        approval = self._approvals.get(approval_id)
+        if approval is None:
+            raise ApprovalNotFoundError(approval_id)
+        return approval
+
+    def list(self, process_id: str | None = None) -> list[Approval]:
+        return [
+            a
+            for a in self._approvals.values()
+            if process_id is None or a.execution_process_id == process_id
+        ]
+
+    async def decide(self, approval_id: str, *, approved: bool, reason: str | None) -> Approval:
+        approval = self.get(approval_id)
+        if approval.status != "pending":
+            raise ConflictError(f"approval {approval_id} is already {approval.status}")
+        self._settle(approval, "approved" if approved else "denied", reason)
+        pipeline = self._pipelines.get(approval.execution_process_id)
+        if pipeline is not None:
+            status: dict[str, Any] = (
+                {"status": "created"} if approved else {"status": "denied", "reason": reason}
+            )
+            await pipeline.set_tool_status(approval.tool_use_id, status)
+        return approval
+
+    async def wait(self, approval_id: str, timeout_seconds: float) -> Approval:
+        """Long poll: returns at once when decided, else after ``timeout_seconds`` (pending)."""
+        approval = self.get(approval_id)
+        if approval.status == "pending":
+            try:
+                await asyncio.wait_for(approval.decided.wait(), timeout_seconds)
+            except TimeoutError:
+                pass
+        return approval
+
+    def _expire(self, approval_id: str) -> None:
+        approval = self._approvals.get(approval_id)
+        if approval is None or approval.status != "pending":
+            return
+        self._settle(approval, "timed_out", None)
+        pipeline = self._pipelines.get(approval.execution_process_id)
+        if pipeline is not None:
+            task = asyncio.ensure_future(
+                pipeline.set_tool_status(approval.tool_use_id, {"status": "timed_out"})
+            )
+            task.add_done_callback(lambda _t: None)
+
+    def _settle(self, approval: Approval, status: ApprovalStatus, reason: str | None) -> None:
+        approval.status = status
+        approval.reason = reason
+        approval.decided.set()
+        timer = self._timers.pop(approval.id, None)
+        if timer is not None:
+            timer.cancel()
+        self._bus.publish("approval_updated", approval=approval.to_json())

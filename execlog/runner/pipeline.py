@@ -1,0 +1,194 @@
+"""The per-process data path: output lines → raw entries → normalizer → conversation entries,
+each held in the process's MsgStores and queued for the batched writer.
+
+Every payload is encoded once here. Tool-status overrides (approvals) are applied here too, so
+that a later patch from the normalizer cannot undo a decision the user made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from execlog.live.msg_store import MsgStore
+from execlog.protocol import (
+    LEGACY_FINISHED_LINE,
+    OutputStream,
+    encode_legacy_patch_line,
+    encode_legacy_session_id_line,
+    encode_legacy_stream_line,
+    encode_normalized_entry,
+    encode_raw_entry,
+)
+from execlog.runner.normalizers.base import (
+    EntryPatch,
+    Normalizer,
+    NormalizerEvent,
+    SessionIdSeen,
+    SummarySeen,
+    with_tool_status,
+)
+from execlog.storage.writer import EntryWrite, LegacyLineWrite, LogWriter, WriteOp
+
+__all__ = ["ProcessPipeline", "TurnCallback"]
+
+TurnCallback = Callable[[str], Awaitable[None]]
+
+# Statuses that are the user's final word on a tool call (kept over later normalizer patches).
+_FINAL_OVERRIDES = frozenset({"denied", "timed_out"})
+
+
+class ProcessPipeline:
+    """Feeds one process's output into its stores and the writer; one instance per process."""
+
+    def __init__(
+        self,
+        process_id: str,
+        raw: MsgStore,
+        normalized: MsgStore,
+        writer: LogWriter,
+        normalizer: Normalizer | None,
+        *,
+        on_session_id: TurnCallback,
+        on_summary: TurnCallback,
+    ) -> None:
+        self.process_id = process_id
+        self.raw = raw
+        self.normalized = normalized
+        self._writer = writer
+        self._normalizer = normalizer
+        self._on_session_id = on_session_id
+        self._on_summary = on_summary
+        self._write_entries = writer.writes_entries
+        self._write_legacy = writer.writes_legacy
+        # key → (index, newest entry dict) for entries that can still be replaced.
+        self._keyed: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._overrides: dict[str, dict[str, Any]] = {}
+        self._key_added = asyncio.Event()
+        self._turn_tasks: set[asyncio.Task[None]] = set()
+
+    # --- child output -----------------------------------------------------------------------
+
+    async def handle_output(self, stream: OutputStream, lines: list[str]) -> None:
+        """The child's on_output callback: awaited, so a slow writer back-pressures the child."""
+        ops: list[WriteOp] = []
+        pid = self.process_id
+        append_raw = self.raw.append
+        normalizer = self._normalizer
+        for line in lines:
+            payload = encode_raw_entry(stream, line)
+            index = append_raw(payload)
+            if self._write_entries:
+                ops.append(EntryWrite(pid, "raw", index, payload))
+            if self._write_legacy:
+                ops.append(LegacyLineWrite(pid, encode_legacy_stream_line(stream, line)))
+            if normalizer is not None:
+                for event in normalizer.feed(stream, line):
+                    self._apply(event, ops)
+        if ops:
+            await self._writer.submit_many(ops)
+
+    def _apply(self, event: NormalizerEvent, ops: list[WriteOp]) -> None:
+        if isinstance(event, EntryPatch):
+            self._put_entry(event.key, event.entry, ops)
+        elif isinstance(event, SessionIdSeen):
+            if self._write_legacy:
+                ops.append(
+                    LegacyLineWrite(
+                        self.process_id, encode_legacy_session_id_line(event.agent_session_id)
+                    )
+                )
+            self._spawn_turn_update(self._on_session_id(event.agent_session_id))
+        elif isinstance(event, SummarySeen):
+            self._spawn_turn_update(self._on_summary(event.summary))
+
+    def _put_entry(self, key: str | None, entry: dict[str, Any], ops: list[WriteOp]) -> None:
+        op: Literal["add", "replace"]
+        if key is not None and key in self._overrides:
+            entry = with_tool_status(entry, self._overrides[key])
+        known = self._keyed.get(key) if key is not None else None
+        payload = encode_normalized_entry(entry)
+        if known is None:
+            index = self.normalized.append(payload)
+            op = "add"
+            if key is not None:
+                self._keyed[key] = (index, entry)
+                self._key_added.set()
+        else:
+            index = known[0]
+            self.normalized.replace(index, payload)
+            self._keyed[key] = (index, entry)  # type: ignore[index]
+            op = "replace"
+        if self._write_entries:
+            ops.append(EntryWrite(self.process_id, "normalized", index, payload))
+        if self._write_legacy:
+            ops.append(
+                LegacyLineWrite(self.process_id, encode_legacy_patch_line(op, index, payload))
+            )
+
+    def _spawn_turn_update(self, update: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(update)
+        self._turn_tasks.add(task)
+        task.add_done_callback(self._turn_tasks.discard)
+
+    # --- entries written by execlog itself ----------------------------------------------------
+
+    async def add_entry(self, entry: dict[str, Any], *, raw_line: str | None = None) -> None:
+        """An entry execlog adds (start failure, orphan note): normalized, and raw as STDERR."""
+        ops: list[WriteOp] = []
+        if raw_line is not None:
+            payload = encode_raw_entry("stderr", raw_line)
+            index = self.raw.append(payload)
+            if self._write_entries:
+                ops.append(EntryWrite(self.process_id, "raw", index, payload))
+            if self._write_legacy:
+                ops.append(
+                    LegacyLineWrite(self.process_id, encode_legacy_stream_line("stderr", raw_line))
+                )
+        self._put_entry(None, entry, ops)
+        await self._writer.submit_many(ops)
+
+    async def set_tool_status(
+        self, key: str, status: dict[str, Any], *, wait_seconds: float = 10.0
+    ) -> bool:
+        """Restate the keyed tool call with ``status`` (approvals). Waits briefly for the entry:
+        an agent's hook may ask before its tool_use line has been read. False if it never came."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while key not in self._keyed:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._key_added.clear()
+            try:
+                await asyncio.wait_for(self._key_added.wait(), remaining)
+            except TimeoutError:
+                return False
+        if status.get("status") in _FINAL_OVERRIDES:
+            self._overrides[key] = status
+        else:
+            self._overrides.pop(key, None)
+        ops: list[WriteOp] = []
+        self._put_entry(key, with_tool_status(self._keyed[key][1], status), ops)
+        await self._writer.submit_many(ops)
+        return True
+
+    # --- end of the process -----------------------------------------------------------------
+
+    async def finish(self) -> None:
+        """Drain the normalizer, wait for turn updates, commit everything, then send
+        ``finished`` on both channels: whoever sees the final status can read all history."""
+        ops: list[WriteOp] = []
+        if self._normalizer is not None:
+            for event in self._normalizer.finish():
+                self._apply(event, ops)
+        if self._write_legacy:
+            ops.append(LegacyLineWrite(self.process_id, LEGACY_FINISHED_LINE))
+        if ops:
+            await self._writer.submit_many(ops)
+        while self._turn_tasks:
+            await asyncio.gather(*list(self._turn_tasks), return_exceptions=True)
+        await self._writer.flush()
+        self.raw.finish()
+        self.normalized.finish()

@@ -1,0 +1,46 @@
+"""Serve the app with uvicorn on a socket we bind ourselves, so ``EXECLOG_PORT=0`` works and
+the URL is known before the app starts (children need it for approval hooks)."""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+
+from execlog.app import create_app
+from execlog.config import Settings
+
+__all__ = ["bind_socket", "build_server", "server_url"]
+
+WS_PING_INTERVAL_SECONDS = 20.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def server_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def build_server(
+    settings: Settings, sock: socket.socket, *, log_level: str = "info"
+) -> uvicorn.Server:
+    app = create_app(settings, server_url=server_url(sock))
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        ws_ping_interval=WS_PING_INTERVAL_SECONDS,
+        ws_ping_timeout=WS_PING_INTERVAL_SECONDS,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )
+    return uvicorn.Server(config)

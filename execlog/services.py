@@ -1,0 +1,70 @@
+"""The running server's parts, built once from the settings and shared by the routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from execlog.approvals import ApprovalService
+from execlog.config import Settings
+from execlog.events import EventBus
+from execlog.history import HistoryService
+from execlog.live.registry import MsgStoreRegistry
+from execlog.runner.supervisor import Supervisor
+from execlog.storage.database import create_database_engine
+from execlog.storage.entries import EntryStore
+from execlog.storage.legacy import LegacyLogStore
+from execlog.storage.processes import ProcessRepository
+from execlog.storage.writer import LogWriter
+
+__all__ = ["Services"]
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    entries: EntryStore
+    legacy: LegacyLogStore
+    repository: ProcessRepository
+    writer: LogWriter
+    registry: MsgStoreRegistry
+    bus: EventBus
+    approvals: ApprovalService
+    supervisor: Supervisor
+    history: HistoryService
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        engine = create_database_engine(settings.database_url)
+        entries = EntryStore(engine)
+        repository = ProcessRepository(engine)
+        writer = LogWriter(
+            engine,
+            settings.log_persistence,
+            batch_rows=settings.writer_batch_rows,
+            queue_rows=settings.writer_queue_rows,
+        )
+        registry = MsgStoreRegistry(
+            max_bytes=settings.log_history_max_bytes,
+            max_entries=settings.log_history_max_entries,
+            queue_capacity=settings.ws_queue_capacity,
+        )
+        bus = EventBus()
+        approvals = ApprovalService(bus, settings.approval_timeout_seconds)
+        supervisor = Supervisor(settings, repository, registry, writer, bus, approvals)
+        history = HistoryService(entries, registry, writer, repository)
+        return cls(
+            settings=settings,
+            engine=engine,
+            entries=entries,
+            legacy=LegacyLogStore(engine),
+            repository=repository,
+            writer=writer,
+            registry=registry,
+            bus=bus,
+            approvals=approvals,
+            supervisor=supervisor,
+            history=history,
+        )

@@ -1,0 +1,256 @@
+"""Sessions, execution processes and coding-agent turns: the rows the API shows.
+
+Low-rate bookkeeping (one write per process start, status change or captured session id), so
+plain synchronous Core statements; callers run them in a thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Engine, Row, and_, select, update
+
+from execlog.storage.tables import coding_agent_turns, execution_processes, sessions
+
+__all__ = [
+    "ProcessRecord",
+    "ProcessRepository",
+    "ProcessStatus",
+    "RunReason",
+    "SessionRecord",
+]
+
+ProcessStatus = Literal["running", "completed", "failed", "killed"]
+RunReason = Literal["setupscript", "codingagent", "cleanupscript", "script"]
+
+
+@dataclass(slots=True)
+class ProcessRecord:
+    id: str
+    session_id: str
+    run_reason: RunReason
+    status: ProcessStatus
+    exit_code: int | None
+    started_at: int
+    completed_at: int | None
+    agent_session_id: str | None
+    action: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    id: str
+    executor: str
+    working_dir: str | None
+    created_at: int
+    setup_script: str | None = None
+    cleanup_script: str | None = None
+    processes: list[ProcessRecord] = field(default_factory=list)
+
+
+_PROCESS_COLUMNS = (
+    execution_processes.c.id,
+    execution_processes.c.session_id,
+    execution_processes.c.run_reason,
+    execution_processes.c.status,
+    execution_processes.c.exit_code,
+    execution_processes.c.started_at,
+    execution_processes.c.completed_at,
+    execution_processes.c.executor_action,
+    coding_agent_turns.c.agent_session_id,
+)
+_PROCESS_FROM = execution_processes.outerjoin(
+    coding_agent_turns, coding_agent_turns.c.execution_process_id == execution_processes.c.id
+)
+
+
+def _process_from_row(row: Any) -> ProcessRecord:
+    return ProcessRecord(
+        id=row.id,
+        session_id=row.session_id,
+        run_reason=row.run_reason,
+        status=row.status,
+        exit_code=row.exit_code,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        agent_session_id=row.agent_session_id,
+        action=json.loads(row.executor_action),
+    )
+
+
+class ProcessRepository:
+    """CRUD for sessions, processes and turns; every method is one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def insert_session(self, record: SessionRecord) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                sessions.insert().values(
+                    id=record.id,
+                    executor=record.executor,
+                    working_dir=record.working_dir,
+                    setup_script=record.setup_script,
+                    cleanup_script=record.cleanup_script,
+                    created_at=record.created_at,
+                )
+            )
+
+    def fetch_session(self, session_id: str) -> SessionRecord | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(sessions).where(sessions.c.id == session_id)).first()
+            if row is None:
+                return None
+            record = _session_from_row(row)
+            record.processes = self._fetch_processes(connection, [session_id])
+            return record
+
+    def list_sessions(self, limit: int = 200) -> list[SessionRecord]:
+        """Newest first, each with its processes in start order."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(sessions).order_by(sessions.c.created_at.desc(), sessions.c.id).limit(limit)
+            ).all()
+            records = [_session_from_row(row) for row in rows]
+            by_id = {record.id: record for record in records}
+            for process in self._fetch_processes(connection, list(by_id)):
+                by_id[process.session_id].processes.append(process)
+            return records
+
+    def _fetch_processes(self, connection: Any, session_ids: Sequence[str]) -> list[ProcessRecord]:
+        if not session_ids:
+            return []
+        rows = connection.execute(
+            select(*_PROCESS_COLUMNS)
+            .select_from(_PROCESS_FROM)
+            .where(execution_processes.c.session_id.in_(session_ids))
+            .order_by(execution_processes.c.started_at, execution_processes.c.id)
+        ).all()
+        return [_process_from_row(row) for row in rows]
+
+    # --- processes --------------------------------------------------------------------------
+
+    def insert_process(self, record: ProcessRecord, *, prompt: str | None) -> None:
+        """The process row and, for a coding-agent turn, its turn row (with the prompt)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                execution_processes.insert().values(
+                    id=record.id,
+                    session_id=record.session_id,
+                    run_reason=record.run_reason,
+                    executor_action=json.dumps(record.action),
+                    status=record.status,
+                    exit_code=record.exit_code,
+                    started_at=record.started_at,
+                    completed_at=record.completed_at,
+                )
+            )
+            if record.run_reason == "codingagent":
+                connection.execute(
+                    coding_agent_turns.insert().values(
+                        id=record.id,
+                        execution_process_id=record.id,
+                        agent_session_id=None,
+                        prompt=prompt,
+                        summary=None,
+                        created_at=record.started_at,
+                        updated_at=record.started_at,
+                    )
+                )
+
+    def fetch_process(self, process_id: str) -> ProcessRecord | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(*_PROCESS_COLUMNS)
+                .select_from(_PROCESS_FROM)
+                .where(execution_processes.c.id == process_id)
+            ).first()
+            return None if row is None else _process_from_row(row)
+
+    def update_process_status(
+        self, process_id: str, status: ProcessStatus, exit_code: int | None, completed_at: int
+    ) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(execution_processes)
+                .where(execution_processes.c.id == process_id)
+                .values(status=status, exit_code=exit_code, completed_at=completed_at)
+            )
+
+    def mark_running_as_killed(self, completed_at: int) -> list[str]:
+        """Processes a previous server left ``running``: now ``killed``. Returns their ids."""
+        with self._engine.begin() as connection:
+            ids = list(
+                connection.execute(
+                    select(execution_processes.c.id).where(
+                        execution_processes.c.status == "running"
+                    )
+                ).scalars()
+            )
+            if ids:
+                connection.execute(
+                    update(execution_processes)
+                    .where(execution_processes.c.id.in_(ids))
+                    .values(status="killed", completed_at=completed_at)
+                )
+            return ids
+
+    # --- turns ------------------------------------------------------------------------------
+
+    def set_agent_session_id(self, process_id: str, agent_session_id: str, now: int) -> None:
+        self._update_turn(process_id, now, agent_session_id=agent_session_id)
+
+    def set_summary(self, process_id: str, summary: str, now: int) -> None:
+        self._update_turn(process_id, now, summary=summary)
+
+    def _update_turn(self, process_id: str, now: int, **values: str) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(coding_agent_turns)
+                .where(coding_agent_turns.c.execution_process_id == process_id)
+                .values(updated_at=now, **values)
+            )
+
+    def fetch_latest_agent_session_id(self, session_id: str) -> str | None:
+        """The newest non-null ``agent_session_id`` of the session's turns (follow-up resume)."""
+        with self._engine.connect() as connection:
+            return connection.execute(
+                select(coding_agent_turns.c.agent_session_id)
+                .select_from(_PROCESS_FROM)
+                .where(
+                    and_(
+                        execution_processes.c.session_id == session_id,
+                        coding_agent_turns.c.agent_session_id.is_not(None),
+                    )
+                )
+                .order_by(
+                    execution_processes.c.started_at.desc(), coding_agent_turns.c.updated_at.desc()
+                )
+                .limit(1)
+            ).scalar()
+
+    def fetch_turn(self, process_id: str) -> dict[str, Any] | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(coding_agent_turns).where(
+                    coding_agent_turns.c.execution_process_id == process_id
+                )
+            ).first()
+            return None if row is None else dict(row._mapping)
+
+
+def _session_from_row(row: Row[Any]) -> SessionRecord:
+    return SessionRecord(
+        id=row.id,
+        executor=row.executor,
+        working_dir=row.working_dir,
+        created_at=row.created_at,
+        setup_script=row.setup_script,
+        cleanup_script=row.cleanup_script,
+    )

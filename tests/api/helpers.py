@@ -1,0 +1,79 @@
+"""Shared steps of the API tests: create sessions, wait for processes to end, walk pages."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import httpx
+
+DEADLINE_SECONDS = 60.0
+
+
+def script_body(code: str, **extra: Any) -> dict[str, Any]:
+    """A `script` session running ``python -c code``."""
+    return {"executor": "script", "command": [sys.executable, "-c", code], **extra}
+
+
+async def create_session(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/api/sessions", json=body)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def wait_for_process_end(
+    client: httpx.AsyncClient, process_id: str, timeout: float = DEADLINE_SECONDS
+) -> dict[str, Any]:
+    """Poll the process until it leaves `running` (bounded by a deadline)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        response = await client.get(f"/api/execution-processes/{process_id}")
+        assert response.status_code == 200, response.text
+        process: dict[str, Any] = response.json()["data"]
+        if process["status"] != "running":
+            return process
+        assert loop.time() < deadline, f"process {process_id} still running"
+        await asyncio.sleep(0.02)
+
+
+async def wait_for_session_processes(
+    client: httpx.AsyncClient, session_id: str, count: int, timeout: float = DEADLINE_SECONDS
+) -> list[dict[str, Any]]:
+    """Poll the session until it has ``count`` processes, all ended."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        session = (await client.get(f"/api/sessions/{session_id}")).json()["data"]
+        processes: list[dict[str, Any]] = session["processes"]
+        if len(processes) >= count and all(p["status"] != "running" for p in processes):
+            return processes
+        assert loop.time() < deadline, f"session {session_id}: {processes}"
+        await asyncio.sleep(0.02)
+
+
+async def walk_history(
+    client: httpx.AsyncClient, process_id: str, channel: str, limit: int
+) -> list[dict[str, Any]]:
+    """Every entry, by walking the cursor from the tail; asserts pages are ascending."""
+    entries: list[dict[str, Any]] = []
+    cursor: int | None = None
+    while True:
+        params: dict[str, int] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = await client.get(
+            f"/api/execution-processes/{process_id}/{channel}-logs/v2", params=params
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()["data"]
+        indexes = [e["entry_index"] for e in page["entries"]]
+        assert indexes == sorted(indexes)
+        entries = page["entries"] + entries
+        if not page["has_more"]:
+            assert page["next_cursor"] is None
+            return entries
+        assert page["next_cursor"] == indexes[0]
+        cursor = page["next_cursor"]

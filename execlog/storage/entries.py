@@ -174,8 +174,12 @@ class EntryStore:
         """
         if not rows:
             return
-        unique = {(row.process_id, row.channel, row.entry_index): row for row in rows}
-        deduped: Sequence[EntryRow] = rows if len(unique) == len(rows) else list(unique.values())
+        if self._sqlite:
+            # executemany applies the rows one by one, so a later duplicate simply wins.
+            deduped = rows
+        else:
+            unique = {(row.process_id, row.channel, row.entry_index): row for row in rows}
+            deduped = rows if len(unique) == len(rows) else list(unique.values())
         for start in range(0, len(deduped), UPSERT_CHUNK_ROWS):
             chunk = deduped[start : start + UPSERT_CHUNK_ROWS]
             if self._sqlite:

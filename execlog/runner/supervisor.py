@@ -362,6 +362,8 @@ class Supervisor:
         env["EXECLOG_SESSION_ID"] = session.id
         if self.server_url is not None:
             env["EXECLOG_SERVER_URL"] = self.server_url
+        if self._settings.auth_token is not None:
+            env["EXECLOG_AUTH_TOKEN"] = self._settings.auth_token  # the approval hook needs it
         return env
 
 

@@ -1,0 +1,178 @@
+"""Supervisor end to end: orphans after a real crash, persistence modes, the legacy JSONL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from execlog.runner.supervisor import ORPHAN_NOTE
+from execlog.storage.legacy import (
+    FinishedMessage,
+    JsonPatchMessage,
+    LegacyLogStore,
+    SessionIdMessage,
+    StdoutMessage,
+)
+from execlog.storage.tables import execution_process_log_entries, execution_process_logs
+from tests.api.helpers import create_session, script_body, wait_for_process_end, walk_history
+
+pytestmark = pytest.mark.asyncio
+
+
+def _start_server_process(database: Path) -> tuple[subprocess.Popen[str], str]:
+    env = dict(os.environ, EXECLOG_PORT="0", EXECLOG_DATABASE_URL=f"sqlite:///{database}")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "execlog", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert server.stdout is not None
+    for line in server.stdout:  # the contract's start-up line names the URL
+        if line.startswith("execlog listening on "):
+            return server, line.split()[-1]
+    raise AssertionError("server exited before listening")
+
+
+async def _wait_until_committed(database: Path, process_id: str) -> None:
+    """Poll the SQLite file (read-only) until the batched writer has committed a row."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    query = "SELECT count(*) FROM execution_process_log_entries WHERE execution_process_id = ?"
+    while True:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            if connection.execute(query, (process_id,)).fetchone()[0] > 0:
+                return
+        assert loop.time() < deadline, "nothing committed"
+        await asyncio.sleep(0.02)
+
+
+async def test_processes_left_running_by_a_crash_are_marked_killed(
+    tmp_path: Path, app_client: Callable[..., Any]
+) -> None:
+    database = tmp_path / "server.db"
+    server, url = _start_server_process(database)
+    child_pid: int | None = None
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            code = "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)"
+            session = await create_session(client, script_body(code))
+            pid = session["processes"][0]["id"]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while True:  # wait until the first line is committed to the database
+                page = (await client.get(f"/api/execution-processes/{pid}/raw-logs/v2")).json()
+                if page["data"]["entries"]:
+                    child_pid = int(page["data"]["entries"][0]["entry"]["content"])
+                    break
+                assert loop.time() < deadline
+                await asyncio.sleep(0.02)
+        await _wait_until_committed(database, pid)
+        server.send_signal(signal.SIGKILL)  # a crash: no shutdown, the process stays "running"
+        server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=30)
+        assert server.stdout is not None
+        server.stdout.close()
+    try:
+        _app, client = await app_client()  # a new server on the same database
+        process = (await client.get(f"/api/execution-processes/{pid}")).json()["data"]
+        assert process["status"] == "killed" and process["completed_at"] is not None
+        raw = await walk_history(client, pid, "raw", 50)
+        assert [e["entry_index"] for e in raw] == [0, 1]
+        assert raw[1]["entry"] == {"type": "STDERR", "content": ORPHAN_NOTE}
+        normalized = await walk_history(client, pid, "normalized", 50)
+        assert normalized[-1]["entry"]["content"]["content"] == ORPHAN_NOTE
+        assert normalized[-1]["entry"]["content"]["entry_type"] == {"type": "system_message"}
+    finally:
+        if child_pid is not None:
+            os.kill(child_pid, signal.SIGKILL)
+
+
+async def _run_demo(app_client: Callable[..., Any], persistence: str) -> tuple[Any, str]:
+    app, client = await app_client(log_persistence=persistence)
+    session = await create_session(client, {"executor": "demo", "prompt": "go"})
+    process = await wait_for_process_end(client, session["processes"][0]["id"])
+    assert process["status"] == "completed"
+    assert process["agent_session_id"]
+    return app, process["id"]
+
+
+def _count_rows(app: Any, table: Any, column: Any, process_id: str) -> int:
+    with app.state.services.engine.connect() as connection:
+        count: int = connection.execute(
+            select(func.count()).select_from(table).where(column == process_id)
+        ).scalar_one()
+        return count
+
+
+@pytest.fixture(autouse=True)
+def fast_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXECLOG_DEMO_ARGS", "--pace 0 --no-approval --seed 11")
+
+
+async def test_dual_mode_writes_entries_and_legacy_jsonl(app_client: Callable[..., Any]) -> None:
+    app, pid = await _run_demo(app_client, "dual")
+    entries = _count_rows(
+        app,
+        execution_process_log_entries,
+        execution_process_log_entries.c.execution_process_id,
+        pid,
+    )
+    assert entries > 0
+    messages = list(LegacyLogStore(app.state.services.engine).read_messages(pid))
+    stdout = [m for m in messages if isinstance(m, StdoutMessage)]
+    patches = [m for m in messages if isinstance(m, JsonPatchMessage)]
+    session_ids = [m for m in messages if isinstance(m, SessionIdMessage)]
+    assert isinstance(messages[-1], FinishedMessage)
+    process = app.state.services.repository.fetch_process(pid)
+    assert [m.agent_session_id for m in session_ids] == [process.agent_session_id]
+    raw_count = app.state.services.entries.fetch_stats(pid, "raw").count
+    normalized_count = app.state.services.entries.fetch_stats(pid, "normalized").count
+    assert len(stdout) == raw_count
+    assert all(m.text.endswith("\n") for m in stdout)
+    # Every normalized entry was added once, and tool calls were replaced at their index.
+    operations = [op for m in patches for op in m.operations]
+    assert sorted({op.entry_index for op in operations if op.op == "add"}) == list(
+        range(normalized_count)
+    )
+    assert any(op.op == "replace" for op in operations)
+
+
+async def test_entries_mode_writes_no_legacy_rows(app_client: Callable[..., Any]) -> None:
+    app, pid = await _run_demo(app_client, "entries")
+    assert _count_rows(app, execution_process_logs, execution_process_logs.c.execution_id, pid) == 0
+    assert app.state.services.entries.fetch_stats(pid, "raw").count > 0
+    turn = app.state.services.repository.fetch_turn(pid)
+    assert turn["agent_session_id"] and turn["prompt"] == "go" and turn["summary"]
+
+
+async def test_legacy_mode_writes_no_entry_rows_but_keeps_the_session_id(
+    app_client: Callable[..., Any],
+) -> None:
+    app, pid = await _run_demo(app_client, "legacy_jsonl")
+    entries = _count_rows(
+        app,
+        execution_process_log_entries,
+        execution_process_log_entries.c.execution_process_id,
+        pid,
+    )
+    assert entries == 0
+    messages = list(LegacyLogStore(app.state.services.engine).read_messages(pid))
+    assert any(isinstance(m, SessionIdMessage) for m in messages)
+    assert app.state.services.repository.fetch_turn(pid)["agent_session_id"]

@@ -20,6 +20,30 @@ from execlog.storage.migrate import run_migrations
 
 __all__ = ["create_app"]
 
+# FastAPI's OpenAPI page lists HTTP routes only; the streams are listed here so /docs names
+# every endpoint (CONTRACT.md, "Approvals, the session event stream ... list every endpoint").
+API_DESCRIPTION = """
+Every JSON body is an envelope: `{"success": true, "data": ..., "message": null}`, or with a
+4xx/5xx status `{"success": false, "data": null, "message": "<what was wrong>"}`.
+
+**WebSocket streams** (not shown as operations below):
+
+- `WS /api/execution-processes/{id}/raw-logs/v2/ws?after=N`
+- `WS /api/execution-processes/{id}/normalized-logs/v2/ws?after=N`
+
+Frames: `{"type": "append" | "replace", "entry_index": N, "entry": <payload>}`, then
+`{"type": "finished"}` and close 1000. `after=N` replays every entry with index > N (memory or
+database) before live events. Unknown process: close 4404 `execution_process_not_found`;
+malformed id or `after`: close 4400. A subscriber that falls behind is resynced with `replace`
+frames without closing.
+
+**Server-sent events**: `GET /api/events` (`session_created`, `process_updated`,
+`approval_updated`, `resync`).
+
+With `EXECLOG_AUTH_TOKEN` set, send `Authorization: Bearer <token>` (or `?token=`, or the
+`execlog_token` cookie). WebSocket handshakes and POST requests from a foreign `Origin` get 403.
+"""
+
 logger = logging.getLogger("execlog")
 
 
@@ -48,6 +72,7 @@ def create_app(settings: Settings, *, server_url: str | None = None) -> FastAPI:
         title="execlog",
         version=__version__,
         summary="Run coding agents; their logs tail-first over HTTP and live over WebSockets.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.services = services

@@ -1,5 +1,5 @@
-"""Regenerate the generated parts of the docs (`make docs`): the settings table in
-docs/configuration.md, between its markers."""
+"""Regenerate the generated parts of the docs (`make docs`): the settings table in README.md
+and docs/configuration.md, between their markers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 from execlog.config import render_settings_table
 
-__all__ = ["render_configuration_doc", "CONFIGURATION_DOC"]
+__all__ = ["GENERATED_DOCS", "render_configuration_doc"]
 
-CONFIGURATION_DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+_ROOT = Path(__file__).resolve().parent.parent
+GENERATED_DOCS = (_ROOT / "README.md", _ROOT / "docs" / "configuration.md")
 _MARKED = re.compile(r"(<!-- settings:start -->\n).*?(<!-- settings:end -->)", re.S)
 
 
@@ -19,5 +20,6 @@ def render_configuration_doc(text: str) -> str:
 
 
 if __name__ == "__main__":
-    CONFIGURATION_DOC.write_text(render_configuration_doc(CONFIGURATION_DOC.read_text()))
-    print(f"wrote {CONFIGURATION_DOC}")
+    for doc in GENERATED_DOCS:
+        doc.write_text(render_configuration_doc(doc.read_text()))
+        print(f"wrote {doc}")

@@ -231,3 +231,28 @@ async def test_claude_command_replaying_a_fixture(
     assert len(tools) == 20
     statuses = [t["status"]["status"] for t in tools]
     assert statuses.count("failed") == 1 and statuses.count("success") == 19
+
+
+async def test_openapi_page_lists_every_endpoint(app_client: Callable[..., Any]) -> None:
+    _app, client = await app_client()
+    docs = await client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = (await client.get("/openapi.json")).json()
+    paths = set(spec["paths"])
+    assert {
+        "/api/sessions",
+        "/api/sessions/{session_id}",
+        "/api/sessions/{session_id}/follow-up",
+        "/api/execution-processes/{process_id}",
+        "/api/execution-processes/{process_id}/stop",
+        "/api/execution-processes/{process_id}/raw-logs/v2",
+        "/api/execution-processes/{process_id}/normalized-logs/v2",
+        "/api/approvals",
+        "/api/approvals/{approval_id}",
+        "/api/approvals/{approval_id}/wait",
+        "/api/approvals/{approval_id}/respond",
+        "/api/events",
+    } <= paths
+    description = spec["info"]["description"]
+    assert "/api/execution-processes/{id}/raw-logs/v2/ws" in description
+    assert "/api/execution-processes/{id}/normalized-logs/v2/ws" in description

@@ -28,6 +28,7 @@ __all__ = [
     "encode_legacy_stream_line",
     "encode_normalized_entry",
     "encode_raw_entry",
+    "encode_raw_entry_and_legacy_line",
     "encode_replace_frame",
     "now_ms",
     "payload_size",
@@ -72,6 +73,17 @@ _RAW_PREFIX: Final = {
 def encode_raw_entry(stream: OutputStream, line: str) -> str:
     """``{"type": "STDOUT" | "STDERR", "content": line}``."""
     return _RAW_PREFIX[stream] + _encoder.encode(line).decode() + "}"
+
+
+def encode_raw_entry_and_legacy_line(stream: OutputStream, line: str) -> tuple[str, str]:
+    """The raw payload and its legacy JSONL line, with the line JSON-quoted only once (the hot
+    path of ``dual`` persistence)."""
+    quoted = _encoder.encode(line).decode()
+    # quoted ends with '"': the legacy text keeps the line's newline, escaped inside the string.
+    return (
+        _RAW_PREFIX[stream] + quoted + "}",
+        _LEGACY_STREAM_PREFIX[stream] + quoted[:-1] + '\\n"}',
+    )
 
 
 def encode_normalized_entry(entry: dict[str, Any]) -> str:
@@ -128,6 +140,7 @@ def _bool(value: bool) -> str:
 
 LEGACY_FINISHED_LINE: Final = '"Finished"'
 _LEGACY_STREAM_KEY: Final = {"stdout": "Stdout", "stderr": "Stderr"}
+_LEGACY_STREAM_PREFIX: Final = {"stdout": '{"Stdout":', "stderr": '{"Stderr":'}
 
 
 def encode_legacy_stream_line(stream: OutputStream, line: str) -> str:

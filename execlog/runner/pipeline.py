@@ -17,9 +17,9 @@ from execlog.protocol import (
     OutputStream,
     encode_legacy_patch_line,
     encode_legacy_session_id_line,
-    encode_legacy_stream_line,
     encode_normalized_entry,
     encode_raw_entry,
+    encode_raw_entry_and_legacy_line,
 )
 from execlog.runner.normalizers.base import (
     EntryPatch,
@@ -72,38 +72,37 @@ class ProcessPipeline:
 
     async def handle_output(self, stream: OutputStream, lines: list[str]) -> None:
         """The child's on_output callback: awaited, so a slow writer back-pressures the child."""
-        ops: list[WriteOp] = []
+        batch = _WriteBatch(self.process_id)
         pid = self.process_id
         append_raw = self.raw.append
+        entries = batch.entries if self._write_entries else None
+        legacy = batch.legacy if self._write_legacy else None
         normalizer = self._normalizer
         for line in lines:
-            payload = encode_raw_entry(stream, line)
+            if legacy is None:
+                payload = encode_raw_entry(stream, line)
+            else:
+                payload, legacy_line = encode_raw_entry_and_legacy_line(stream, line)
+                legacy.append(legacy_line)
             index = append_raw(payload)
-            if self._write_entries:
-                ops.append(EntryWrite(pid, "raw", index, payload))
-            if self._write_legacy:
-                ops.append(LegacyLineWrite(pid, encode_legacy_stream_line(stream, line)))
+            if entries is not None:
+                entries.append(EntryWrite(pid, "raw", index, payload))
             if normalizer is not None:
                 for event in normalizer.feed(stream, line):
-                    self._apply(event, ops)
-        if ops:
-            await self._writer.submit_many(ops)
+                    self._apply(event, batch)
+        await batch.submit(self._writer)
 
-    def _apply(self, event: NormalizerEvent, ops: list[WriteOp]) -> None:
+    def _apply(self, event: NormalizerEvent, batch: _WriteBatch) -> None:
         if isinstance(event, EntryPatch):
-            self._put_entry(event.key, event.entry, ops)
+            self._put_entry(event.key, event.entry, batch)
         elif isinstance(event, SessionIdSeen):
             if self._write_legacy:
-                ops.append(
-                    LegacyLineWrite(
-                        self.process_id, encode_legacy_session_id_line(event.agent_session_id)
-                    )
-                )
+                batch.legacy.append(encode_legacy_session_id_line(event.agent_session_id))
             self._spawn_turn_update(self._on_session_id(event.agent_session_id))
         elif isinstance(event, SummarySeen):
             self._spawn_turn_update(self._on_summary(event.summary))
 
-    def _put_entry(self, key: str | None, entry: dict[str, Any], ops: list[WriteOp]) -> None:
+    def _put_entry(self, key: str | None, entry: dict[str, Any], batch: _WriteBatch) -> None:
         op: Literal["add", "replace"]
         if key is not None and key in self._overrides:
             entry = with_tool_status(entry, self._overrides[key])
@@ -121,11 +120,9 @@ class ProcessPipeline:
             self._keyed[key] = (index, entry)  # type: ignore[index]
             op = "replace"
         if self._write_entries:
-            ops.append(EntryWrite(self.process_id, "normalized", index, payload))
+            batch.entries.append(EntryWrite(self.process_id, "normalized", index, payload))
         if self._write_legacy:
-            ops.append(
-                LegacyLineWrite(self.process_id, encode_legacy_patch_line(op, index, payload))
-            )
+            batch.legacy.append(encode_legacy_patch_line(op, index, payload))
 
     def _spawn_turn_update(self, update: Awaitable[None]) -> None:
         task = asyncio.ensure_future(update)
@@ -136,18 +133,16 @@ class ProcessPipeline:
 
     async def add_entry(self, entry: dict[str, Any], *, raw_line: str | None = None) -> None:
         """An entry execlog adds (start failure, orphan note): normalized, and raw as STDERR."""
-        ops: list[WriteOp] = []
+        batch = _WriteBatch(self.process_id)
         if raw_line is not None:
-            payload = encode_raw_entry("stderr", raw_line)
+            payload, legacy_line = encode_raw_entry_and_legacy_line("stderr", raw_line)
             index = self.raw.append(payload)
             if self._write_entries:
-                ops.append(EntryWrite(self.process_id, "raw", index, payload))
+                batch.entries.append(EntryWrite(self.process_id, "raw", index, payload))
             if self._write_legacy:
-                ops.append(
-                    LegacyLineWrite(self.process_id, encode_legacy_stream_line("stderr", raw_line))
-                )
-        self._put_entry(None, entry, ops)
-        await self._writer.submit_many(ops)
+                batch.legacy.append(legacy_line)
+        self._put_entry(None, entry, batch)
+        await batch.submit(self._writer)
 
     async def set_tool_status(
         self, key: str, status: dict[str, Any], *, wait_seconds: float = 10.0
@@ -169,9 +164,9 @@ class ProcessPipeline:
             self._overrides[key] = status
         else:
             self._overrides.pop(key, None)
-        ops: list[WriteOp] = []
-        self._put_entry(key, with_tool_status(self._keyed[key][1], status), ops)
-        await self._writer.submit_many(ops)
+        batch = _WriteBatch(self.process_id)
+        self._put_entry(key, with_tool_status(self._keyed[key][1], status), batch)
+        await batch.submit(self._writer)
         return True
 
     # --- end of the process -----------------------------------------------------------------
@@ -179,16 +174,33 @@ class ProcessPipeline:
     async def finish(self) -> None:
         """Drain the normalizer, wait for turn updates, commit everything, then send
         ``finished`` on both channels: whoever sees the final status can read all history."""
-        ops: list[WriteOp] = []
+        batch = _WriteBatch(self.process_id)
         if self._normalizer is not None:
             for event in self._normalizer.finish():
-                self._apply(event, ops)
+                self._apply(event, batch)
         if self._write_legacy:
-            ops.append(LegacyLineWrite(self.process_id, LEGACY_FINISHED_LINE))
-        if ops:
-            await self._writer.submit_many(ops)
+            batch.legacy.append(LEGACY_FINISHED_LINE)
+        await batch.submit(self._writer)
         while self._turn_tasks:
             await asyncio.gather(*list(self._turn_tasks), return_exceptions=True)
         await self._writer.flush()
         self.raw.finish()
         self.normalized.finish()
+
+
+class _WriteBatch:
+    """The writes one chunk of output causes: entry rows, and its legacy JSONL lines as ONE
+    write (the writer stores them as one row anyway), in output order."""
+
+    __slots__ = ("process_id", "entries", "legacy")
+
+    def __init__(self, process_id: str) -> None:
+        self.process_id = process_id
+        self.entries: list[WriteOp] = []
+        self.legacy: list[str] = []
+
+    async def submit(self, writer: LogWriter) -> None:
+        if self.legacy:
+            self.entries.append(LegacyLineWrite(self.process_id, "\n".join(self.legacy)))
+        if self.entries:
+            await writer.submit_many(self.entries)

@@ -312,6 +312,9 @@ class Supervisor:
             await pipeline.add_entry(error_message_entry(str(exc)), raw_line=f"execlog: {exc}")
             await self._complete(running, "failed", None)
             return record
+        if step.run_reason == "codingagent" and running.child.stdin is not None:
+            # Agents run with -p/exec read a piped stdin to EOF before they start: give them EOF.
+            running.child.stdin.close()
         running.watcher = asyncio.create_task(self._watch(running))
         return record
 

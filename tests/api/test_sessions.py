@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
 from collections.abc import Callable
@@ -256,3 +257,27 @@ async def test_openapi_page_lists_every_endpoint(app_client: Callable[..., Any])
     description = spec["info"]["description"]
     assert "/api/execution-processes/{id}/raw-logs/v2/ws" in description
     assert "/api/execution-processes/{id}/normalized-logs/v2/ws" in description
+
+
+async def test_an_ended_process_leaves_no_memory_behind(app_client: Callable[..., Any]) -> None:
+    """Its MsgStores are flushed, dropped from the registry and collected."""
+    import gc
+    import weakref
+
+    app, client = await app_client()
+    session = await create_session(
+        client, script_body("import sys\nprint('ready', flush=True)\nsys.stdin.readline()")
+    )
+    pid = session["processes"][0]["id"]
+    registry = app.state.services.registry
+    stores = [weakref.ref(registry.get(pid, "raw")), weakref.ref(registry.get(pid, "normalized"))]
+    deadline = asyncio.get_running_loop().time() + 30
+    while registry.get(pid, "raw").next_index == 0:  # until 'ready' was read
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    await client.post(f"/api/execution-processes/{pid}/stop")
+    assert registry.get(pid, "raw") is None
+    gc.collect()
+    assert [ref() for ref in stores] == [None, None]
+    raw = await walk_history(client, pid, "raw", 10)
+    assert raw[0]["entry"]["content"] == "ready"

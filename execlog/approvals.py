@@ -60,6 +60,7 @@ class ApprovalService:
         self._approvals: dict[str, Approval] = {}
         self._pipelines: dict[str, ProcessPipeline] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[bool]] = set()  # keep timeout restatements alive
 
     def attach(self, pipeline: ProcessPipeline) -> None:
         self._pipelines[pipeline.process_id] = pipeline
@@ -154,7 +155,8 @@ class ApprovalService:
             task = asyncio.ensure_future(
                 pipeline.set_tool_status(approval.tool_use_id, {"status": "timed_out"})
             )
-            task.add_done_callback(lambda _t: None)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _settle(self, approval: Approval, status: ApprovalStatus, reason: str | None) -> None:
         approval.status = status

@@ -1,0 +1,143 @@
+"""Log entries on a terminal: raw lines go to stdout or stderr as they were written; normalized
+entries become one line each (``[assistant] text``, ``[tool Bash] ls (success)``), continuation
+lines indented. ``LogPrinter`` prints a history tail and then a live stream, each entry once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, TextIO
+
+from execlog.client import LogEntry, LogTail, StreamFrame
+from execlog.protocol import Channel
+
+__all__ = ["UPDATE_MARK", "LogPrinter", "format_normalized_entry"]
+
+UPDATE_MARK: Final = "(update)"
+_INDENT: Final = "  "
+_LABELS: Final = {
+    "user_message": "user",
+    "assistant_message": "assistant",
+    "thinking": "thinking",
+    "system_message": "system",
+    "error_message": "error",
+}
+# What a tool call is about, per action, when the entry's own content is empty.
+_ACTION_SUBJECTS: Final = {
+    "command_run": "command",
+    "file_read": "path",
+    "file_edit": "path",
+    "search": "query",
+    "web_fetch": "url",
+    "other": "description",
+}
+
+
+def format_normalized_entry(payload: dict[str, Any], *, update: bool = False) -> str:
+    """One normalized payload (``{"type": "NORMALIZED_ENTRY", "content": …}``) as text; an
+    ``update`` is an entry shown before whose text has changed."""
+    entry = payload.get("content")
+    if not isinstance(entry, dict):
+        return _with_label(str(payload.get("type", "entry")).lower(), str(entry or ""), update)
+    entry_type = entry.get("entry_type") or {}
+    kind = str(entry_type.get("type", "entry"))
+    content = str(entry.get("content") or "")
+    if kind == "tool_use":
+        return _with_label(
+            f"tool {entry_type.get('tool_name', '?')}", _describe_tool(entry_type, content), update
+        )
+    if kind == "error_message":
+        error_kind = (entry_type.get("error_type") or {}).get("type")
+        label = "error" if error_kind in (None, "other") else f"error {error_kind}"
+        return _with_label(label, content, update)
+    return _with_label(_LABELS.get(kind, kind), content, update)
+
+
+def _with_label(label: str, body: str, update: bool) -> str:
+    head = f"[{label}] {UPDATE_MARK}" if update else f"[{label}]"
+    lines = body.splitlines() or [""]
+    first = f"{head} {lines[0]}" if lines[0] else head
+    return "\n".join([first, *(_INDENT + line for line in lines[1:])])
+
+
+def _describe_tool(entry_type: dict[str, Any], content: str) -> str:
+    action = entry_type.get("action_type") or {}
+    subject = content or str(action.get(_ACTION_SUBJECTS.get(action.get("action", ""), ""), ""))
+    return f"{subject} ({_describe_status(entry_type.get('status') or {}, action)})".lstrip()
+
+
+def _describe_status(status: dict[str, Any], action: dict[str, Any]) -> str:
+    name = str(status.get("status", "unknown"))
+    if name == "denied" and status.get("reason"):
+        return f"denied: {status['reason']}"
+    if name == "failed" and action.get("action") == "command_run":
+        exit_status = (action.get("result") or {}).get("exit_status") or {}
+        if exit_status.get("type") == "exit_code":
+            return f"failed, exit code {exit_status.get('code')}"
+    return name.replace("_", " ")
+
+
+class LogPrinter:
+    """Prints one channel of one process, each entry once.
+
+    Raw: an entry is printed when its index is above every index printed so far, so resync
+    ``replace`` frames and entries the tail already showed are never printed twice.
+    Normalized: new indexes are printed; an entry already shown is printed again, marked as an
+    update, only when its text changed (a tool call that completed, a message that grew).
+    Updates to entries older than the shown tail are not printed.
+    """
+
+    def __init__(self, channel: Channel, out: TextIO, err: TextIO) -> None:
+        self.channel = channel
+        self._out = out
+        self._err = err
+        self._last = -1  # the highest index printed, or known to exist (a tail of 0)
+        self._shown: dict[int, str] = {}  # normalized: index → the text printed for it
+
+    @property
+    def last_index(self) -> int:
+        return self._last
+
+    @property
+    def stream_after(self) -> int:
+        """The ``after`` for the live stream that continues what was printed. Normalized
+        streams restart at the oldest entry shown, so that an update made between the history
+        read and the stream's start still arrives (and is printed only if the text changed)."""
+        if self.channel == "normalized" and self._shown:
+            return min(self._shown) - 1
+        return self._last
+
+    def print_tail(self, tail: LogTail) -> None:
+        for item in tail.entries:
+            self._print_new(item)
+        if tail.newest_index is not None and tail.newest_index > self._last:
+            self._last = tail.newest_index
+        self._out.flush()
+        self._err.flush()
+
+    def print_frame(self, frame: StreamFrame) -> None:
+        """One stream frame; flushed at once, since a person or a pipe is watching live."""
+        if frame.entry_index > self._last:
+            self._print_new(LogEntry(frame.entry_index, frame.entry))
+        elif self.channel == "normalized" and frame.entry_index in self._shown:
+            text = format_normalized_entry(frame.entry)
+            if text != self._shown[frame.entry_index]:
+                self._shown[frame.entry_index] = text
+                self._write_line(self._out, format_normalized_entry(frame.entry, update=True))
+        else:
+            return
+        self._out.flush()
+        self._err.flush()
+
+    def _print_new(self, item: LogEntry) -> None:
+        self._last = max(self._last, item.entry_index)
+        if self.channel == "raw":
+            target = self._err if item.entry.get("type") == "STDERR" else self._out
+            self._write_line(target, str(item.entry.get("content", "")))
+            return
+        text = format_normalized_entry(item.entry)
+        self._shown[item.entry_index] = text
+        self._write_line(self._out, text)
+
+    @staticmethod
+    def _write_line(target: TextIO, text: str) -> None:
+        target.write(text + "\n")

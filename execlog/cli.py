@@ -5,12 +5,23 @@ Errors become one line on stderr and a non-zero exit; bad settings name the vari
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
 from execlog.config import Settings, load_settings
 from execlog.errors import ExeclogError
+from execlog.runner.executors import EXECUTORS
+
+if TYPE_CHECKING:
+    from execlog.client import ExeclogClient, ProcessInfo, SessionInfo
+    from execlog.console import LogPrinter
+    from execlog.protocol import Channel
 
 __all__ = ["main"]
 
@@ -84,3 +95,291 @@ def demo_agent(args: tuple[str, ...]) -> None:
     from execlog.runner.demo_agent import main as run_demo
 
     sys.exit(run_demo(list(args)))
+
+
+# --- client commands: logs, run (docs/cli.md) ------------------------------------------------
+
+# Exit codes of `execlog run` besides the main process's own (docs/cli.md, "Exit codes").
+EXIT_KILLED = 130
+_NEXT_PROCESS_TIMEOUT_SECONDS = 30.0
+_STEP_NAMES = {
+    "setupscript": "setup script",
+    "codingagent": "coding agent",
+    "script": "command",
+    "cleanupscript": "cleanup script",
+}
+
+
+def _connection_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--server`` and ``--token``, shared by the commands that talk to a running server."""
+    command = click.option(
+        "--server",
+        envvar="EXECLOG_SERVER_URL",
+        show_envvar=True,
+        metavar="URL",
+        help="Server to talk to [default: http://EXECLOG_HOST:EXECLOG_PORT].",
+    )(command)
+    return click.option(
+        "--token",
+        envvar="EXECLOG_AUTH_TOKEN",
+        show_envvar=True,
+        help="Sent as `Authorization: Bearer` (HTTP and WebSocket).",
+    )(command)
+
+
+def _open_client(server: str | None, token: str | None) -> ExeclogClient:
+    from execlog.client import ExeclogClient
+
+    if server is None:
+        settings = _settings()
+        # A server listening on every address is reached on loopback.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(
+            settings.host, settings.host
+        )
+        server = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+    if not server.startswith(("http://", "https://")):
+        raise click.BadParameter(
+            f"{server!r} must start with http:// or https://", param_hint="'--server'"
+        )
+    return ExeclogClient(server, token or None)
+
+
+class _ClientFailure(click.ClickException):
+    """A client error, on stderr as ``Error: <message>``, exit 1."""
+
+
+class _RefusedRequest(_ClientFailure):
+    """The server called the request malformed (400): a usage error, exit 2."""
+
+    exit_code = 2
+
+
+@contextmanager
+def _reported_client_errors() -> Iterator[None]:
+    """The CLI's edge for client errors, Ctrl-C (exit 130) and a closed stdout pipe."""
+    from execlog.client import ApiError, ClientError
+
+    try:
+        yield
+    except ApiError as exc:
+        if exc.status == 400:
+            raise _RefusedRequest(exc.message) from None
+        raise _ClientFailure(exc.message) from None
+    except ClientError as exc:
+        raise _ClientFailure(str(exc)) from None
+    except KeyboardInterrupt:
+        sys.exit(EXIT_KILLED)
+    except BrokenPipeError:
+        # The reader (`| head`) went away: stop quietly, also at the interpreter's final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+def _follow(client: ExeclogClient, process_id: str, printer: LogPrinter) -> None:
+    """Print the live stream from where ``printer`` left off until ``finished``."""
+    frames = client.iter_stream(process_id, printer.channel, after=printer.stream_after)
+    with closing(frames):
+        for frame in frames:
+            printer.print_frame(frame)
+
+
+@main.command()
+@click.argument("process_id")
+@click.option("--normalized", is_flag=True, help="The conversation instead of raw output lines.")
+@click.option(
+    "--tail",
+    type=click.IntRange(min=-1),
+    default=-1,
+    show_default=True,
+    metavar="N",
+    help="Print only the newest N entries; -1 prints all.",
+)
+@click.option("-f", "--follow", is_flag=True, help="Then print new entries until the end.")
+@_connection_options
+def logs(
+    process_id: str,
+    normalized: bool,
+    tail: int,
+    follow: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Print the logs of an execution process, like `kubectl logs`.
+
+    Raw output goes to stdout and stderr as the process wrote it; --normalized prints one line
+    per conversation entry, and again, marked "(update)", when an entry shown changes.
+    """
+    from execlog.console import LogPrinter
+
+    channel: Channel = "normalized" if normalized else "raw"
+    with _reported_client_errors(), _open_client(server, token) as client:
+        history = client.fetch_tail(process_id, channel, None if tail < 0 else tail)
+        if history.history_truncated:
+            click.echo("execlog: older entries were lost (history truncated)", err=True)
+        printer = LogPrinter(channel, sys.stdout, sys.stderr)
+        printer.print_tail(history)
+        if follow:
+            _follow(client, process_id, printer)
+
+
+@main.command(context_settings={"allow_interspersed_args": False})
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    help="What runs [default: script when COMMAND is given].",
+)
+@click.option("--prompt", help="The coding agent's prompt.")
+@click.option(
+    "--cwd",
+    type=click.Path(file_okay=False),
+    help="Working directory on the server's machine [default: the current directory].",
+)
+@click.option("--setup", "setup_script", metavar="SCRIPT", help="Shell script run first.")
+@click.option("--cleanup", "cleanup_script", metavar="SCRIPT", help="Shell script run last.")
+@click.option("--normalized", is_flag=True, help="Print the agent's conversation, not raw lines.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+@_connection_options
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(
+    executor: str | None,
+    prompt: str | None,
+    cwd: str | None,
+    setup_script: str | None,
+    cleanup_script: str | None,
+    normalized: bool,
+    quiet: bool,
+    server: str | None,
+    token: str | None,
+    command: tuple[str, ...],
+) -> None:
+    """Start a session and print each of its processes in turn: setup, main, cleanup.
+
+    \b
+      execlog run -- pytest -q
+      execlog run --executor demo --prompt "fix the bug" --normalized
+
+    Exits with the main process's exit code (130 when it was stopped; Ctrl-C stops it).
+    """
+    executor = executor or "script"
+    if command and executor != "script":
+        raise click.UsageError("COMMAND is only for --executor script; agents take --prompt")
+    with _reported_client_errors(), _open_client(server, token) as client:
+        session = client.create_session(
+            executor,
+            prompt=prompt,
+            command=list(command) or None,
+            working_dir=os.path.abspath(cwd or os.getcwd()),
+            setup_script=setup_script,
+            cleanup_script=cleanup_script,
+        )
+        chain = _SessionChain(client, session, normalized=normalized, quiet=quiet)
+        sys.exit(chain.run(has_cleanup=bool(cleanup_script)))
+
+
+class _SessionChain:
+    """Follows a session's processes in the order the server starts them; it knows which
+    steps it asked for, so it knows whether another process is due."""
+
+    def __init__(
+        self, client: ExeclogClient, session: SessionInfo, *, normalized: bool, quiet: bool
+    ) -> None:
+        self._client = client
+        self._session = session
+        self._normalized = normalized
+        self._quiet = quiet
+        self._seen: set[str] = set()
+        self._interrupted = False
+
+    def run(self, *, has_cleanup: bool) -> int:
+        """Follow every step; the exit code of `execlog run` (docs/cli.md, "Exit codes")."""
+        process: ProcessInfo | None = self._session.processes[0]
+        main_process: ProcessInfo | None = None
+        while process is not None:
+            ended = self._follow_process(process)
+            if ended.run_reason in ("codingagent", "script"):
+                main_process = ended
+            elif ended.status != "completed":
+                self._note(
+                    f"{_STEP_NAMES.get(ended.run_reason, ended.run_reason)} {ended.status}"
+                    + (f" (exit code {ended.exit_code})" if ended.exit_code else "")
+                )
+            process = None
+            if ended.status == "killed" or self._interrupted:
+                break
+            if ended.run_reason == "setupscript":
+                if ended.status != "completed":
+                    return _exit_code_of(ended)
+                process = self._wait_for_next("codingagent", "script")
+            elif has_cleanup and ended.run_reason != "cleanupscript":
+                process = self._wait_for_next("cleanupscript")
+        if main_process is None:
+            return EXIT_KILLED
+        return _exit_code_of(main_process)
+
+    def _follow_process(self, process: ProcessInfo) -> ProcessInfo:
+        """Print one process's output from its first entry; Ctrl-C stops it, then the rest of
+        its output is printed. Returns the process once it has ended."""
+        from execlog.console import LogPrinter
+
+        self._seen.add(process.id)
+        step = _STEP_NAMES.get(process.run_reason, process.run_reason)
+        self._note(f"{step} process {process.id} (session {self._session.id})")
+        agent = process.run_reason == "codingagent"
+        channel: Channel = "normalized" if self._normalized and agent else "raw"
+        printer = LogPrinter(channel, sys.stdout, sys.stderr)
+        try:
+            _follow(self._client, process.id, printer)
+        except KeyboardInterrupt:
+            self._interrupted = True
+            self._note(f"stopping process {process.id} (Ctrl-C again to leave it running)")
+            self._client.stop(process.id)
+            _follow(self._client, process.id, printer)
+        return self._wait_until_ended(process.id)
+
+    def _wait_until_ended(self, process_id: str) -> ProcessInfo:
+        # `finished` comes just before the status changes (CONTRACT.md, "Concepts").
+        for _ in _bounded_backoff(f"process {process_id} to end"):
+            process = self._client.get_process(process_id)
+            if process.status != "running":
+                return process
+        raise AssertionError("unreachable")
+
+    def _wait_for_next(self, *run_reasons: str) -> ProcessInfo:
+        what = " or ".join(_STEP_NAMES.get(r, r) for r in run_reasons)
+        for _ in _bounded_backoff(f"the {what} to start"):
+            session = self._client.get_session(self._session.id)
+            for process in session.processes:
+                if process.id not in self._seen and process.run_reason in run_reasons:
+                    return process
+        raise AssertionError("unreachable")
+
+    def _note(self, text: str) -> None:
+        if not self._quiet:
+            click.echo(f"execlog: {text}", err=True)
+
+
+def _bounded_backoff(waiting_for: str) -> Iterator[None]:
+    """Yields until the caller returns: 10 ms, doubling to 250 ms, for at most 30 s."""
+    deadline = time.monotonic() + _NEXT_PROCESS_TIMEOUT_SECONDS
+    delay = 0.01
+    while True:
+        yield
+        if time.monotonic() >= deadline:
+            raise _ClientFailure(
+                f"gave up waiting for {waiting_for} after {_NEXT_PROCESS_TIMEOUT_SECONDS:g} s"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+def _exit_code_of(process: ProcessInfo) -> int:
+    """completed → 0; failed → its exit code (1 when it has none, 128+N for signal N);
+    killed → 130."""
+    if process.status == "completed":
+        return 0
+    if process.status == "killed":
+        return EXIT_KILLED
+    code = process.exit_code
+    if code is None or code == 0:
+        return 1
+    return 128 - code if code < 0 else min(code, 255)

@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import hmac
-from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from execlog.api.envelope import error_response
@@ -83,9 +83,11 @@ class SecurityMiddleware:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         candidates.extend(query.get("token", []))
         if "cookie" in headers:
-            cookie = SimpleCookie()
-            cookie.load(headers["cookie"])
-            if TOKEN_COOKIE in cookie:
-                candidates.append(cookie[TOKEN_COOKIE].value)
+            # Browser-style lenient parsing: cookies are shared by every port of the host, and
+            # SimpleCookie drops the whole header when another local app's cookie is not
+            # RFC-clean (e.g. "expires=...", a space in a name), which would hide the token.
+            cookie = cookie_parser(headers["cookie"]).get(TOKEN_COOKIE)
+            if cookie is not None:
+                candidates.append(cookie)
         expected = self._token.encode()
         return any(hmac.compare_digest(c.encode(), expected) for c in candidates)

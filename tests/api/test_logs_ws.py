@@ -189,6 +189,11 @@ async def test_unknown_process_closes_4404(live_server: Callable[..., LiveServer
         (None, "x", "after"),
         (None, "1.5", "after"),
         (None, "", "after"),
+        (None, "1_0", "after"),
+        (None, "\u0663", "after"),  # a non-ASCII digit
+        # A long non-ASCII value: the close reason must still fit in 123 bytes.
+        ("%C3%A4" * 100, None, "id"),
+        (None, "%C3%A4" * 100, "after"),
     ],
 )
 async def test_malformed_id_or_after_closes_4400(
@@ -391,3 +396,32 @@ def assert_no_gaps(frames: list[dict[str, Any]], *, after: int) -> None:
             assert frame["type"] == "replace"
             assert index <= highest + 1, (position, frame["type"], index, highest)
         highest = max(highest, index)
+
+
+# --- the normalized channel -------------------------------------------------------------------
+
+
+async def test_normalized_stream_upserts_to_the_stored_conversation(
+    live_server: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tool calls that complete and messages that grow are ``replace`` frames at their index;
+    upserting the whole stream gives exactly the stored conversation."""
+    monkeypatch.setenv("EXECLOG_DEMO_ARGS", "--pace 0 --seed 5 --turns 3 --no-approval")
+    server = live_server()
+    async with http_client(server) as client:
+        session = await create_session(client, {"executor": "demo", "prompt": "tidy up"})
+        pid = session["processes"][0]["id"]
+        streams = await asyncio.gather(
+            read_stream(stream_url(server, pid, "normalized", after=-1), max_frames=5000),
+            read_stream(stream_url(server, pid, "raw", after=-1), max_frames=5000),
+        )
+        assert (await wait_for_process_end(client, pid))["status"] == "completed"
+        conversation = await walk_history(client, pid, "normalized", 20)
+        raw = await walk_history(client, pid, "raw", 1000)
+    normalized_stream, raw_stream = streams
+    for result, history in ((normalized_stream, conversation), (raw_stream, raw)):
+        assert result.frames[-1] == FINISHED and result.close_code == 1000
+        assert_no_gaps(result.entry_frames, after=-1)
+        assert_upserts_match(result.frames, {e["entry_index"]: e["entry"] for e in history})
+    assert normalized_stream.indexes("replace"), "the demo's tool calls never completed"
+    assert raw_stream.indexes("replace") == []

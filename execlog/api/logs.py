@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket
+from pydantic import BeforeValidator
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
@@ -34,6 +36,7 @@ _FrameEncoder = Callable[[int, str], str]
 CLOSE_NORMAL = 1000
 CLOSE_INVALID = 4400
 CLOSE_NOT_FOUND = 4404
+MAX_CLOSE_REASON_BYTES = 123
 
 _PAGE_RESPONSES: dict[int | str, dict[str, str]] = {
     400: {"description": "bad limit, cursor or id"},
@@ -51,12 +54,26 @@ async def _history(
     return Response(encode_history_page(page), media_type="application/json")
 
 
+# Digits only: pydantic's lax int also takes "1.0", "1_000" and non-ASCII digits, which the
+# contract counts as "not an integer" (→ 400).
+_WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _require_whole_number(value: object) -> object:
+    if isinstance(value, str) and not _WHOLE_NUMBER.fullmatch(value):
+        raise ValueError("must be a whole number")
+    return value
+
+
 LimitQuery = Annotated[
     int | None,
     Query(ge=1, le=1000, description="Entries per page (default 200 raw, 20 normalized)."),
+    BeforeValidator(_require_whole_number),
 ]
 CursorQuery = Annotated[
-    int | None, Query(ge=0, description="Return the newest entries whose index is below this.")
+    int | None,
+    Query(ge=0, description="Return the newest entries whose index is below this."),
+    BeforeValidator(_require_whole_number),
 ]
 
 
@@ -91,10 +108,9 @@ async def stream_normalized_logs(websocket: WebSocket, process_id: str) -> None:
 def _parse_after(raw: str | None) -> int | None:
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequestError(f"after must be an integer >= -1, got {raw!r}") from None
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise InvalidRequestError(f"after must be an integer >= -1, got {raw!r}")
+    value = int(raw)
     if value < -1:
         raise InvalidRequestError(f"after must be an integer >= -1, got {raw!r}")
     return value
@@ -111,7 +127,7 @@ async def _serve_stream(websocket: WebSocket, process_id: str, channel: Channel)
         await websocket.close(CLOSE_NOT_FOUND, "execution_process_not_found")
         return
     except InvalidRequestError as exc:
-        await websocket.close(CLOSE_INVALID, str(exc)[:120])
+        await websocket.close(CLOSE_INVALID, _fit_close_reason(str(exc)))
         return
     stream = _LogStream(websocket, services, pid, channel, after)
     sender = asyncio.create_task(stream.run())
@@ -125,6 +141,12 @@ async def _serve_stream(websocket: WebSocket, process_id: str, channel: Channel)
     for task in done:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             task.result()
+
+
+def _fit_close_reason(text: str) -> str:
+    """A close reason is at most 123 bytes of UTF-8 (RFC 6455 5.5); a longer one makes the close
+    itself fail (the client would see 1006). Cut on a character boundary."""
+    return text.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
 
 
 async def _drain_client(websocket: WebSocket) -> None:

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
+import msgspec
+
 from execlog.protocol import OutputStream
 
 __all__ = [
+    "decode_agent_line",
     "EntryPatch",
     "Normalizer",
     "NormalizerEvent",
@@ -277,6 +280,26 @@ def normalize_stderr_line(line: str) -> list[NormalizerEvent]:
     if not line.strip():
         return []
     return [EntryPatch(None, error_message_entry(line))]
+
+
+_line_decoder = msgspec.json.Decoder()
+
+
+def decode_agent_line(stream: OutputStream, line: str) -> dict[str, Any] | list[NormalizerEvent]:
+    """The first step of every JSON-lines normalizer: the decoded object, or the events that
+    stand for a line that is not one (stderr → error entry, blank → none, anything that is not
+    a JSON object → a system message with the text)."""
+    if stream == "stderr":
+        return normalize_stderr_line(line)
+    if not line.strip():
+        return []
+    try:
+        value = _line_decoder.decode(line)
+    except msgspec.DecodeError:
+        return [EntryPatch(None, system_message_entry(line))]
+    if not isinstance(value, dict):
+        return [EntryPatch(None, system_message_entry(line))]
+    return value
 
 
 def describe_json(value: Any) -> str:

@@ -11,8 +11,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
-import msgspec
-
 from execlog.protocol import OutputStream
 from execlog.runner.normalizers.base import (
     Entry,
@@ -23,12 +21,12 @@ from execlog.runner.normalizers.base import (
     assistant_message_entry,
     command_result,
     command_run_action,
+    decode_agent_line,
     describe_json,
     edit_change,
     error_message_entry,
     file_edit_action,
     file_read_action,
-    normalize_stderr_line,
     now_rfc3339,
     search_action,
     status_created,
@@ -54,8 +52,6 @@ _MAX_OPEN_MESSAGES: Final = 256
 # Text kept in an entry's metadata when a non-command tool fails.
 _MAX_ERROR_CHARS: Final = 4000
 
-_decoder = msgspec.json.Decoder()
-
 
 @dataclass(slots=True)
 class _ToolCall:
@@ -80,16 +76,9 @@ class ClaudeNormalizer:
         self._streaming_message: dict[str, str] = {}
 
     def feed(self, stream: OutputStream, line: str) -> list[NormalizerEvent]:
-        if stream == "stderr":
-            return normalize_stderr_line(line)
-        if not line.strip():
-            return []
-        try:
-            value = _decoder.decode(line)
-        except msgspec.DecodeError:
-            return [EntryPatch(None, system_message_entry(line))]
-        if not isinstance(value, dict):
-            return [EntryPatch(None, system_message_entry(line))]
+        value = decode_agent_line(stream, line)
+        if isinstance(value, list):
+            return value
         events: list[NormalizerEvent] = []
         session_id = value.get("session_id")
         if isinstance(session_id, str) and session_id and session_id != self._session_id:

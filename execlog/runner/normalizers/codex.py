@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from execlog.protocol import OutputStream
 from execlog.runner.normalizers.base import (
     Entry,
@@ -21,10 +19,10 @@ from execlog.runner.normalizers.base import (
     assistant_message_entry,
     command_result,
     command_run_action,
+    decode_agent_line,
     describe_json,
     error_message_entry,
     file_edit_action,
-    normalize_stderr_line,
     search_action,
     status_created,
     status_failed,
@@ -39,7 +37,6 @@ from execlog.runner.normalizers.base import (
 
 __all__ = ["CodexNormalizer"]
 
-_decoder = msgspec.json.Decoder()
 
 _CHANGE_BY_KIND: dict[str, dict[str, Any]] = {
     "add": {"action": "write", "content": ""},
@@ -59,16 +56,9 @@ class CodexNormalizer:
         self._item_timestamps: dict[str, str] = {}
 
     def feed(self, stream: OutputStream, line: str) -> list[NormalizerEvent]:
-        if stream == "stderr":
-            return normalize_stderr_line(line)
-        if not line.strip():
-            return []
-        try:
-            value = _decoder.decode(line)
-        except msgspec.DecodeError:
-            return [EntryPatch(None, system_message_entry(line))]
-        if not isinstance(value, dict):
-            return [EntryPatch(None, system_message_entry(line))]
+        value = decode_agent_line(stream, line)
+        if isinstance(value, list):
+            return value
         try:
             return self._dispatch(value, line)
         except Exception:  # a surprising shape must never stop the pipeline

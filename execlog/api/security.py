@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import hmac
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,7 +32,7 @@ class SecurityMiddleware:
         self._token = settings.auth_token
         self._extra_origins = settings.extra_origins
         self._extra_hosts = frozenset(
-            urlsplit(origin).hostname or "" for origin in settings.extra_origins
+            _hostname(_split_url(origin)) for origin in settings.extra_origins
         ) | {settings.host}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -50,7 +50,10 @@ class SecurityMiddleware:
             await receive()
             await send({"type": "websocket.close", "code": 4403 if status == 403 else 4401})
             return
-        await error_response(status, message)(scope, receive, send)
+        response = error_response(status, message)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="execlog"'  # RFC 9110 11.6.1
+        await response(scope, receive, send)
 
     def _check(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         host_header = headers.get("host", "")
@@ -65,14 +68,18 @@ class SecurityMiddleware:
         return None
 
     def _host_allowed(self, host_header: str) -> bool:
-        hostname = urlsplit(f"//{host_header}").hostname or ""
+        hostname = _hostname(_split_url(f"//{host_header}"))
+        if not hostname:
+            return False
         return is_loopback_host(hostname) or hostname in self._extra_hosts
 
     def _origin_allowed(self, origin: str, host_header: str) -> bool:
         if origin in self._extra_origins:
             return True
-        parts = urlsplit(origin)
-        return parts.scheme in ("http", "https") and parts.netloc == host_header
+        parts = _split_url(origin)
+        return (
+            parts is not None and parts.scheme in ("http", "https") and parts.netloc == host_header
+        )
 
     def _token_matches(self, scope: Scope, headers: dict[str, str]) -> bool:
         assert self._token is not None
@@ -91,3 +98,16 @@ class SecurityMiddleware:
                 candidates.append(cookie)
         expected = self._token.encode()
         return any(hmac.compare_digest(c.encode(), expected) for c in candidates)
+
+
+def _split_url(url: str) -> SplitResult | None:
+    """None for what urlsplit rejects (e.g. an unclosed IPv6 bracket in a Host or Origin
+    header): such a request is refused, not answered with a 500."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
+def _hostname(parts: SplitResult | None) -> str:
+    return "" if parts is None else parts.hostname or ""

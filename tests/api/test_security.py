@@ -73,7 +73,9 @@ def unknown_stream(server: LiveServer, **params: Any) -> str:
 
 async def test_token_is_required_over_http(live_server: Callable[..., LiveServer]) -> None:
     server = live_server(auth_token=TOKEN)
-    assert_error_envelope(await get_sessions(server), 401, "token")
+    missing = await get_sessions(server)
+    assert_error_envelope(missing, 401, "token")
+    assert missing.headers["www-authenticate"].startswith("Bearer")
     wrong = {"Authorization": "Bearer nope"}
     assert_error_envelope(await get_sessions(server, headers=wrong), 401, "token")
     assert_error_envelope(await get_sessions(server, params={"token": "nope"}), 401, "token")
@@ -144,8 +146,9 @@ async def test_foreign_origin_is_refused_on_state_changing_requests(
 ) -> None:
     server = live_server(allowed_origins="http://localhost:5173")
     port = server_port(server)
-    refused = await post_session(server, headers={"Origin": EVIL})
-    assert_error_envelope(refused, 403, "origin")
+    for origin in (EVIL, "http://[::1", "null", "127.0.0.1", f"ftp://127.0.0.1:{port}"):
+        refused = await post_session(server, headers={"Origin": origin})
+        assert_error_envelope(refused, 403, "origin")
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         pid = uuid.uuid4()
         for method in ("PUT", "PATCH", "DELETE"):
@@ -183,6 +186,10 @@ async def test_foreign_host_is_refused_without_a_token(
     server = live_server()
     port = server_port(server)
     for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}"):
+        response = await get_sessions(server, headers={"Host": host})
+        assert_error_envelope(response, 403, "host")
+    # Unparsable ones are refused too, not answered with a 500.
+    for host in ("[::1", f"[::1:{port}", ""):
         response = await get_sessions(server, headers={"Host": host})
         assert_error_envelope(response, 403, "host")
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "LOCALHOST"):

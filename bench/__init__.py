@@ -14,4 +14,7 @@ __all__ = ["BENCHMARKS"]
 BENCHMARKS: Final[list[str]] = [
     "bench.ingest",
     "bench.tail_page",
+    "bench.server_memory",
+    "bench.fanout",
+    "bench.http_tail",
 ]

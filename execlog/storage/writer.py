@@ -173,30 +173,28 @@ class LogWriter:
             self._wake.set()
 
     async def submit_many(self, ops: Sequence[WriteOp]) -> None:
-        """Queue several writes in order, waiting for space as often as needed."""
+        """Queue several writes in order, all at once, then wait while the queue is over its
+        bound. Queuing before waiting matters: the pipeline has already put these entries in
+        memory (which may evict them), and a reader that flushes the writer must find every
+        one of them either in memory or in the writer's queue. The queue can exceed
+        ``queue_rows`` by one batch (one pipe read's lines), so it stays bounded."""
         accepted = self._accepted
         wanted = [op for op in ops if isinstance(op, accepted)]
         if not wanted:
             return
         if self._closing:
             raise WriterClosedError("log writer is closed")
-        position = 0
-        while position < len(wanted):
-            free = self._queue_rows - len(self._pending)
-            if free <= 0:
-                await self._wait_for_space()
-                continue
-            chunk = wanted[position : position + free]
-            position += len(chunk)
-            pending = self._pending
-            before = len(pending)
-            pending.extend(chunk)
-            self._submitted += len(chunk)
-            if before == 0:
-                self._first_queued_at = time.monotonic()
-                self._wake.set()
-            elif before < self._batch_rows <= len(pending):
-                self._wake.set()
+        pending = self._pending
+        before = len(pending)
+        pending.extend(wanted)
+        self._submitted += len(wanted)
+        if before == 0:
+            self._first_queued_at = time.monotonic()
+            self._wake.set()
+        elif before < self._batch_rows <= len(pending):
+            self._wake.set()
+        if len(self._pending) >= self._queue_rows:
+            await self._wait_for_space()
 
     async def flush(self) -> None:
         """Return once every op submitted before this call is committed."""

@@ -180,15 +180,6 @@ async def test_tail_page_then_resumed_streams_are_gapless(
         assert resynced_connections > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ProcessPipeline.handle_output appends a whole read's lines to the MsgStore (which may "
-        "evict them) before submit_many hands their writes to the writer; while submit_many "
-        "waits for queue space, evicted entries are in neither memory nor the writer, so "
-        "flush() + database read misses them"
-    ),
-)
 async def test_entries_in_flight_to_the_writer_are_never_missed(
     live_server: Callable[..., LiveServer],
 ) -> None:

@@ -3,6 +3,8 @@ the URL is known before the app starts (children need it for approval hooks)."""
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 
 import uvicorn
@@ -10,9 +12,31 @@ import uvicorn
 from execlog.app import create_app
 from execlog.config import Settings
 
-__all__ = ["bind_socket", "build_server", "server_url"]
+__all__ = ["TokenRedactingFilter", "bind_socket", "build_server", "server_url"]
 
 WS_PING_INTERVAL_SECONDS = 20.0
+
+
+class TokenRedactingFilter(logging.Filter):
+    """uvicorn logs request paths with their query string: never let ``?token=`` reach a log."""
+
+    _TOKEN = re.compile(r"(?<=[?&]token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._TOKEN.sub("***", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = self._TOKEN.sub("***", record.msg)
+        return True
+
+
+def _install_token_redaction() -> None:
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TokenRedactingFilter) for f in logger.filters):
+            logger.addFilter(TokenRedactingFilter())
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -34,6 +58,7 @@ def server_url(sock: socket.socket) -> str:
 def build_server(
     settings: Settings, sock: socket.socket, *, log_level: str = "info"
 ) -> uvicorn.Server:
+    _install_token_redaction()
     app = create_app(settings, server_url=server_url(sock))
     config = uvicorn.Config(
         app,

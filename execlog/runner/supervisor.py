@@ -278,10 +278,15 @@ class Supervisor:
             agent_session_id=None,
             action={"executor": session.executor, "argv": step.argv},
         )
-        await asyncio.to_thread(self._repository.insert_process, record, prompt=step.prompt)
+        # Stores first: once the row is visible as running, its streams must be live.
         raw, normalized = self._registry.create(
             process_id, first_index_raw=0, first_index_normalized=0
         )
+        try:
+            await asyncio.to_thread(self._repository.insert_process, record, prompt=step.prompt)
+        except BaseException:
+            self._registry.remove(process_id)
+            raise
         normalizer = (
             create_normalizer(session.executor) if step.run_reason == "codingagent" else None
         )

@@ -8,6 +8,7 @@ that a later patch from the normalizer cannot undo a decision the user made.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -31,9 +32,15 @@ from execlog.runner.normalizers.base import (
 )
 from execlog.storage.writer import EntryWrite, LegacyLineWrite, LogWriter, WriteOp
 
-__all__ = ["ProcessPipeline", "TurnCallback"]
+__all__ = ["KEYED_ENTRIES_CAPACITY", "ProcessPipeline", "TurnCallback"]
 
 TurnCallback = Callable[[str], Awaitable[None]]
+
+# Keys (tool-use ids, streamed message blocks) remembered for later replaces. A replace comes
+# soon after its entry (a tool result, the end of a streamed block); 8,192 keys cover the
+# longest sub-agent runs between a Task call and its result while costing < 1 MB.
+KEYED_ENTRIES_CAPACITY = 8192
+_OPEN_TOOL_STATUSES = frozenset({"created", "pending_approval"})
 
 # Statuses that are the user's final word on a tool call (kept over later normalizer patches).
 _FINAL_OVERRIDES = frozenset({"denied", "timed_out"})
@@ -62,11 +69,19 @@ class ProcessPipeline:
         self._on_summary = on_summary
         self._write_entries = writer.writes_entries
         self._write_legacy = writer.writes_legacy
-        # key → (index, newest entry dict) for entries that can still be replaced.
-        self._keyed: dict[str, tuple[int, dict[str, Any]]] = {}
+        # Memory stays bounded however long the agent runs: recently keyed entries map to their
+        # index (an LRU), and only tool calls whose status can still change keep their entry
+        # (an approval restates it).
+        self._indexes: OrderedDict[str, int] = OrderedDict()
+        self._open_tools: dict[str, tuple[int, dict[str, Any]]] = {}
         self._overrides: dict[str, dict[str, Any]] = {}
         self._key_added = asyncio.Event()
         self._turn_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def tracked_keys(self) -> tuple[int, int]:
+        """(keys remembered for replaces, tool calls still open): both bounded."""
+        return len(self._indexes), len(self._open_tools)
 
     # --- child output -----------------------------------------------------------------------
 
@@ -103,22 +118,35 @@ class ProcessPipeline:
             self._spawn_turn_update(self._on_summary(event.summary))
 
     def _put_entry(self, key: str | None, entry: dict[str, Any], batch: _WriteBatch) -> None:
-        op: Literal["add", "replace"]
         if key is not None and key in self._overrides:
             entry = with_tool_status(entry, self._overrides[key])
-        known = self._keyed.get(key) if key is not None else None
         payload = encode_normalized_entry(entry)
-        if known is None:
+        if key is None:
+            self._write_entry("add", self.normalized.append(payload), payload, batch)
+            return
+        index = self._indexes.get(key)
+        if index is None:
             index = self.normalized.append(payload)
-            op = "add"
-            if key is not None:
-                self._keyed[key] = (index, entry)
-                self._key_added.set()
+            self._remember(key, index)
+            self._write_entry("add", index, payload, batch)
         else:
-            index = known[0]
+            self._indexes.move_to_end(key)
             self.normalized.replace(index, payload)
-            self._keyed[key] = (index, entry)  # type: ignore[index]
-            op = "replace"
+            self._write_entry("replace", index, payload, batch)
+        if _is_open_tool(entry):
+            self._open_tools[key] = (index, entry)
+        else:
+            self._open_tools.pop(key, None)
+
+    def _remember(self, key: str, index: int) -> None:
+        self._indexes[key] = index
+        if len(self._indexes) > KEYED_ENTRIES_CAPACITY:
+            self._indexes.popitem(last=False)
+        self._key_added.set()
+
+    def _write_entry(
+        self, op: Literal["add", "replace"], index: int, payload: str, batch: _WriteBatch
+    ) -> None:
         if self._write_entries:
             batch.entries.append(EntryWrite(self.process_id, "normalized", index, payload))
         if self._write_legacy:
@@ -151,7 +179,9 @@ class ProcessPipeline:
         an agent's hook may ask before its tool_use line has been read. False if it never came."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
-        while key not in self._keyed:
+        while key not in self._open_tools:
+            if key in self._indexes:
+                return False  # the tool call already ended: nothing left to approve
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
@@ -165,7 +195,7 @@ class ProcessPipeline:
         else:
             self._overrides.pop(key, None)
         batch = _WriteBatch(self.process_id)
-        self._put_entry(key, with_tool_status(self._keyed[key][1], status), batch)
+        self._put_entry(key, with_tool_status(self._open_tools[key][1], status), batch)
         await batch.submit(self._writer)
         return True
 
@@ -204,3 +234,12 @@ class _WriteBatch:
             self.entries.append(LegacyLineWrite(self.process_id, "\n".join(self.legacy)))
         if self.entries:
             await writer.submit_many(self.entries)
+
+
+def _is_open_tool(entry: dict[str, Any]) -> bool:
+    """A tool call whose status can still change (its result or an approval is to come)."""
+    entry_type = entry.get("entry_type")
+    if not isinstance(entry_type, dict) or entry_type.get("type") != "tool_use":
+        return False
+    status = entry_type.get("status")
+    return isinstance(status, dict) and status.get("status") in _OPEN_TOOL_STATUSES

@@ -65,6 +65,9 @@ def build_server(
         log_level=log_level,
         ws_ping_interval=WS_PING_INTERVAL_SECONDS,
         ws_ping_timeout=WS_PING_INTERVAL_SECONDS,
+        # Frames are small JSON; compressing each one per subscriber cost ~30% of server time
+        # in the fan-out benchmark (docs/performance.md).
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
         lifespan="on",
     )

@@ -220,7 +220,15 @@ def run_row(server: ServerProcess, row: Row, seconds: float, directory: Path) ->
 
 def run(quick: bool) -> dict[str, object]:
     seconds = QUICK_SECONDS if quick else SECONDS
-    rows = [Row(10_000, SUBSCRIBERS), Row(1_000, SUBSCRIBERS), Row(10_000, 10)]
+    # 10k/s produced × 100 subscribers is 1M frames/s; 100/s × 100 is 10k events/s delivered.
+    # Both readings of "10k events/s" are reported (docs/performance.md).
+    rows = [
+        Row(10_000, SUBSCRIBERS),
+        Row(1_000, SUBSCRIBERS),
+        Row(100, SUBSCRIBERS),
+        Row(10_000, 10),
+        Row(10_000, 1),
+    ]
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="execlog-bench-") as directory:
         with run_server(Path(directory)) as server:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -106,7 +107,7 @@ class Holdings:
 
 @pytest.mark.parametrize("queue_capacity", [1024, 16])
 async def test_tail_page_then_resumed_streams_are_gapless(
-    live_server: Callable[..., LiveServer], queue_capacity: int
+    live_server: Callable[..., LiveServer], queue_capacity: int, tmp_path: Path
 ) -> None:
     server = live_server(log_history_max_entries=2000, ws_queue_capacity=queue_capacity)
     held = Holdings()
@@ -116,7 +117,14 @@ async def test_tail_page_then_resumed_streams_are_gapless(
     resynced_connections = 0
     last: StreamResult | None = None
     async with http_client(server) as client:
-        session = await create_session(client, script_body(f"for i in range({LINES}): print(i)"))
+        # All lines at full speed, then the process stays running until the test releases it:
+        # at least three connections happen while it runs, however fast the machine is.
+        release = tmp_path / "release"
+        producer = (
+            f"import os, sys, time\nfor i in range({LINES}): print(i)\nsys.stdout.flush()\n"
+            f"while not os.path.exists({str(release)!r}): time.sleep(0.005)\n"
+        )
+        session = await create_session(client, script_body(producer))
         pid = session["processes"][0]["id"]
         for round_number in range(MAX_ROUNDS):
             assert loop.time() < deadline, f"not finished after {round_number} rounds"
@@ -125,6 +133,8 @@ async def test_tail_page_then_resumed_streams_are_gapless(
             after = held.newest() if newest is None else newest
             if server.services.registry.get(pid, "raw") is not None:
                 connections_while_running += 1
+            if connections_while_running >= 3 or after >= LINES - 1:
+                release.touch()  # from here on the stream ends with finished
             wanted = FRAMES_PER_CONNECTION[round_number % len(FRAMES_PER_CONNECTION)]
             result = StreamResult()
             # max_queue=None: the client keeps reading while it closes, so the server's close
@@ -137,6 +147,8 @@ async def test_tail_page_then_resumed_streams_are_gapless(
                     if frame == FINISHED:
                         await read_until_closed(ws, result, max_frames=0)
                         break
+                    if frame.get("entry_index") == LINES - 1 and not release.exists():
+                        break  # nothing more comes until the release: reconnect
             # Closed cleanly either way: by the server after finished, or by us (echoed).
             assert ws.close_code == 1000, (ws.close_code, ws.close_reason)
             frames = result.entry_frames

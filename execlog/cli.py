@@ -50,7 +50,7 @@ def serve() -> None:
         settings.check_listen_address()
     except ExeclogError as exc:
         raise click.ClickException(str(exc)) from None
-    from execlog.server import bind_socket, build_server, server_url
+    from execlog.server import bind_socket, build_server, server_url, tune_garbage_collector
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -61,6 +61,7 @@ def serve() -> None:
         ) from None
     url = server_url(sock)
     server = build_server(settings, sock)
+    tune_garbage_collector()
     click.echo(f"execlog listening on {url}", err=False)
     sys.stdout.flush()
     server.run(sockets=[sock])

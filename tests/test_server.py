@@ -30,3 +30,18 @@ def test_token_query_parameters_are_redacted_from_log_records() -> None:
     message = record.getMessage()
     assert "s3cret" not in message
     assert "/api/sessions?limit=3&token=***&x=1" in message
+
+
+def test_serving_process_collects_the_young_generation_less_often() -> None:
+    import gc
+
+    from execlog.server import GC_THRESHOLDS, tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

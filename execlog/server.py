@@ -87,7 +87,8 @@ def build_server(
         # Frames are small JSON; compressing each one per subscriber cost ~30% of server time
         # in the fan-out benchmark (docs/performance.md).
         ws_per_message_deflate=False,
-        timeout_graceful_shutdown=10,
+        # Open event streams and approval long-polls would otherwise hold a Ctrl-C for 10 s.
+        timeout_graceful_shutdown=3,
         lifespan="on",
     )
     return uvicorn.Server(config)

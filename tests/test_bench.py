@@ -1,0 +1,37 @@
+"""Benchmarks keep working: each one (but fan-out, a minute even in quick mode) runs in quick
+mode against real parts and writes a result with its figures. Not a performance test: the
+figures are checked for shape and sanity, not for targets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKED = ("ingest", "tail_page", "server_memory", "http_tail")
+
+
+@pytest.mark.timeout(300)
+def test_quick_benchmarks_run_and_write_their_results(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *SMOKED, "--quick", "--output-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in SMOKED}
+    for name, document in figures.items():
+        assert document["name"] == name and document["quick"] is True
+    ingest = figures["ingest"]["results"]
+    assert ingest["ratio_entries"] > 0 and ingest["sqlite_executemany_rows_per_s"] > 0
+    memory = figures["server_memory"]["results"]
+    for row in ("demo_dual", "script_dual", "script_entries"):
+        assert memory[row]["raw_lines_per_s"] > 0
+        assert memory[row]["peak_rss_bytes"] >= memory[row]["baseline_rss_bytes"]
+    assert figures["http_tail"]["results"]["entries"] > 0

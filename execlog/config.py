@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     codex_command: str = Field(
         "codex", description="How Codex is started (split like a shell line)."
     )
+    demo_args: str = Field(
+        "",
+        description=(
+            "Extra options for the `demo` agent (split like a shell line), for load and UI "
+            "demos, e.g. `--pace 0 --bulk-bytes 100000000 --line-bytes 200 --no-approval`."
+        ),
+    )
     writer_batch_rows: int = Field(
         2000, ge=1, description="The batched writer commits after this many rows (or 50 ms)."
     )
@@ -150,6 +157,12 @@ class Settings(BaseSettings):
             raise ValueError("must name a command")
         return value
 
+    @field_validator("demo_args")
+    @classmethod
+    def _check_demo_args(cls, value: str) -> str:
+        shlex.split(value)  # its ValueError (an unclosed quote) becomes a ConfigError
+        return value
+
     @field_validator("allowed_origins")
     @classmethod
     def _check_origins(cls, value: str) -> str:
@@ -169,6 +182,10 @@ class Settings(BaseSettings):
     @property
     def codex_argv(self) -> list[str]:
         return shlex.split(self.codex_command)
+
+    @property
+    def demo_argv(self) -> list[str]:
+        return shlex.split(self.demo_args)
 
     def page_size(self, channel: str) -> int:
         return self.raw_page_size if channel == "raw" else self.normalized_page_size

@@ -2,15 +2,13 @@
 normalizer). ``script`` runs a given argv; ``claude-code`` and ``codex`` run the agents the
 settings name; ``demo`` runs the built-in agent (execlog.runner.demo_agent).
 
-Load and demo runs can tune the demo agent without a new executor: ``EXECLOG_DEMO_ARGS``
-(split like a shell line) is appended to its argv, e.g.
+Load and demo runs can tune the demo agent without a new executor: the ``EXECLOG_DEMO_ARGS``
+setting (split like a shell line) is appended to its argv, e.g.
 ``EXECLOG_DEMO_ARGS="--seed 7 --pace 0 --bulk-bytes 100000000 --line-bytes 400 --no-approval"``.
 """
 
 from __future__ import annotations
 
-import os
-import shlex
 import sys
 from collections.abc import Sequence
 from typing import Final
@@ -21,10 +19,9 @@ from execlog.runner.normalizers.base import Normalizer
 from execlog.runner.normalizers.claude import ClaudeNormalizer
 from execlog.runner.normalizers.codex import CodexNormalizer
 
-__all__ = ["DEMO_ARGS_VARIABLE", "EXECUTORS", "build_argv", "create_normalizer"]
+__all__ = ["EXECUTORS", "build_argv", "create_normalizer"]
 
 EXECUTORS: Final[tuple[str, ...]] = ("script", "claude-code", "codex", "demo")
-DEMO_ARGS_VARIABLE: Final = "EXECLOG_DEMO_ARGS"
 _STREAM_JSON: Final = ["--output-format", "stream-json", "--verbose"]
 
 
@@ -55,7 +52,7 @@ def build_argv(
         return [*settings.codex_argv, "exec", "--json", prompt]
     resume = ["--resume", resume_session_id] if resume_session_id else []
     demo = [sys.executable, "-m", "execlog.runner.demo_agent", "-p", prompt, *_STREAM_JSON]
-    return [*demo, *resume, *_demo_args_from_environment()]
+    return [*demo, *resume, *settings.demo_argv]
 
 
 def create_normalizer(executor: str) -> Normalizer | None:
@@ -67,11 +64,3 @@ def create_normalizer(executor: str) -> Normalizer | None:
     if executor == "script":
         return None
     raise InvalidRequestError(f"unknown executor {executor!r}")
-
-
-def _demo_args_from_environment() -> list[str]:
-    value = os.environ.get(DEMO_ARGS_VARIABLE, "")
-    try:
-        return shlex.split(value)
-    except ValueError as exc:
-        raise InvalidRequestError(f"{DEMO_ARGS_VARIABLE}={value!r}: {exc}") from None

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from execlog.config import Settings, load_settings
-from execlog.errors import InvalidRequestError
+from execlog.errors import ConfigError, InvalidRequestError
 from execlog.runner.executors import EXECUTORS, build_argv, create_normalizer
 from execlog.runner.normalizers.claude import ClaudeNormalizer
 from execlog.runner.normalizers.codex import CodexNormalizer
@@ -65,14 +65,15 @@ def test_demo_runs_the_builtin_agent_with_extra_args(
         "--output-format", "stream-json", "--verbose", "--resume", "s-9",
     ]  # fmt: skip
     monkeypatch.setenv("EXECLOG_DEMO_ARGS", "--seed 7 --pace 0 --bulk-bytes '1000'")
-    argv = build_argv("demo", settings, prompt="hello", command=None, resume_session_id=None)
+    reloaded = load_settings()
+    argv = build_argv("demo", reloaded, prompt="hello", command=None, resume_session_id=None)
     assert argv[-6:] == ["--seed", "7", "--pace", "0", "--bulk-bytes", "1000"]
 
 
-def test_bad_demo_args_are_reported(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_demo_args_stop_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXECLOG_DEMO_ARGS", "--seed 'unclosed")
-    with pytest.raises(InvalidRequestError, match="EXECLOG_DEMO_ARGS"):
-        build_argv("demo", settings, prompt="x", command=None, resume_session_id=None)
+    with pytest.raises(ConfigError, match="EXECLOG_DEMO_ARGS"):
+        load_settings()
 
 
 @pytest.mark.parametrize("executor", ["claude-code", "codex", "demo"])

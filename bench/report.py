@@ -46,10 +46,11 @@ def percentiles_ms(samples_ns: Sequence[int]) -> dict[str, float]:
     }
 
 
-def rss_bytes() -> int:
-    """Current resident set size, from /proc/self/status (0 where there is no /proc)."""
+def rss_bytes(pid: int | str = "self") -> int:
+    """VmRSS of a process (this one by default; threads included, children not), from
+    /proc/<pid>/status; 0 once it is gone or where there is no /proc."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024

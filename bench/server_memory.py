@@ -20,7 +20,8 @@ from typing import Any, Final
 
 import httpx
 
-from bench.serverproc import ServerProcess, read_cpu_seconds, read_rss_bytes, run_server
+from bench.report import rss_bytes
+from bench.serverproc import ServerProcess, read_cpu_seconds, run_server
 from execlog.config import Settings
 
 __all__ = ["NAME", "LoadRun", "run", "run_load"]
@@ -88,7 +89,7 @@ class RssSampler:
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.is_set():
-            self.samples.append((time.monotonic() - started, read_rss_bytes(self._pid)))
+            self.samples.append((time.monotonic() - started, rss_bytes(self._pid)))
             self._stop.wait(self._interval)
 
     @property

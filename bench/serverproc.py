@@ -18,7 +18,9 @@ from typing import Final
 
 import httpx
 
-__all__ = ["ServerProcess", "ServerStartError", "read_cpu_seconds", "read_rss_bytes", "run_server"]
+from bench.report import rss_bytes
+
+__all__ = ["ServerProcess", "ServerStartError", "read_cpu_seconds", "run_server"]
 
 URL_PATTERN: Final = re.compile(r"execlog listening on (http://127\.0\.0\.1:\d+)")
 START_TIMEOUT: Final = 60.0
@@ -43,7 +45,7 @@ class ServerProcess:
         return self.process.pid
 
     def rss_bytes(self) -> int:
-        return read_rss_bytes(self.pid)
+        return rss_bytes(self.pid)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGINT (uvicorn's graceful shutdown: running processes stopped, writer flushed), then
@@ -56,18 +58,6 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait(timeout)
         return self.process.returncode
-
-
-def read_rss_bytes(pid: int) -> int:
-    """VmRSS of one process (its threads included, its children not), 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def read_cpu_seconds(pid: int) -> float:

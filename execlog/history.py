@@ -70,8 +70,7 @@ class HistoryService:
     async def _fetch_stored_page(
         self, process_id: str, channel: Channel, limit: int, cursor: int | None
     ) -> HistoryPage:
-        if self.backfill is not None:
-            await self.backfill(process_id)
+        await self.prepare_stored_read(process_id)
         rows = await asyncio.to_thread(
             self._entries.fetch_tail_page, process_id, channel, limit + 1, cursor
         )

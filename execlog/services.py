@@ -46,11 +46,7 @@ class Services:
             batch_rows=settings.writer_batch_rows,
             queue_rows=settings.writer_queue_rows,
         )
-        registry = MsgStoreRegistry(
-            max_bytes=settings.log_history_max_bytes,
-            max_entries=settings.log_history_max_entries,
-            queue_capacity=settings.ws_queue_capacity,
-        )
+        registry = MsgStoreRegistry.from_settings(settings)
         bus = EventBus()
         approvals = ApprovalService(bus, settings.approval_timeout_seconds)
         supervisor = Supervisor(settings, repository, registry, writer, bus, approvals)

@@ -33,7 +33,7 @@ from execlog.protocol import (
 )
 from execlog.resources import process_to_json, session_to_json
 from execlog.runner.child import ChildProcess, ChildStartError
-from execlog.runner.executors import EXECUTORS, build_argv, create_normalizer
+from execlog.runner.executors import build_argv, create_normalizer
 from execlog.runner.normalizers.base import error_message_entry, system_message_entry
 from execlog.runner.pipeline import ProcessPipeline
 from execlog.storage.entries import EntryRow, EntryStore
@@ -104,10 +104,6 @@ class Supervisor:
     # --- sessions ---------------------------------------------------------------------------
 
     async def create_session(self, spec: SessionSpec) -> SessionRecord:
-        if spec.executor not in EXECUTORS:
-            raise InvalidRequestError(
-                f"unknown executor {spec.executor!r}; expected one of {', '.join(EXECUTORS)}"
-            )
         if spec.working_dir is not None and not os.path.isdir(spec.working_dir):
             raise InvalidRequestError(f"working_dir {spec.working_dir!r} is not a directory")
         main_step = self._agent_step(spec.executor, spec.prompt, spec.command, resume=None)

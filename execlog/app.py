@@ -7,13 +7,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from execlog import __version__
-from execlog.api import approvals, events, logs, sessions
+from execlog.api import approvals, events, logs, sessions, webui
 from execlog.api.envelope import install_error_handlers
 from execlog.api.security import SecurityMiddleware
+from execlog.api.webui import DEFAULT_STATIC_DIR, install_web_ui
 from execlog.config import Settings
 from execlog.services import Services
 from execlog.storage.migrate import run_migrations
@@ -41,14 +43,21 @@ frames without closing.
 `approval_updated`, `resync`).
 
 With `EXECLOG_AUTH_TOKEN` set, send `Authorization: Bearer <token>` (or `?token=`, or the
-`execlog_token` cookie). WebSocket handshakes and POST requests from a foreign `Origin` get 403.
+`execlog_token` cookie; a valid `?token=` sets that cookie). WebSocket handshakes and POST
+requests from a foreign `Origin` get 403.
+
+**Web UI**: every other `GET` outside `/api/` (`/`, `/sessions/{id}`, `/processes/{id}`) is
+the single-page app.
 """
 
 logger = logging.getLogger("execlog")
 
 
-def create_app(settings: Settings, *, server_url: str | None = None) -> FastAPI:
-    """The app; ``server_url`` is where children reach the API (approval hooks)."""
+def create_app(
+    settings: Settings, *, server_url: str | None = None, static_dir: Path = DEFAULT_STATIC_DIR
+) -> FastAPI:
+    """The app; ``server_url`` is where children reach the API (approval hooks); ``static_dir``
+    holds the web UI's build."""
     services = Services.build(settings)
     services.supervisor.server_url = server_url
 
@@ -79,5 +88,7 @@ def create_app(settings: Settings, *, server_url: str | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (sessions, logs, approvals, events):
         app.include_router(module.router)
+    app.include_router(webui.config_router)
+    install_web_ui(app, static_dir)
     app.add_middleware(SecurityMiddleware, settings=settings)
     return app

@@ -50,6 +50,7 @@ def serve() -> None:
         settings.check_listen_address()
     except ExeclogError as exc:
         raise click.ClickException(str(exc)) from None
+    from execlog.api.webui import web_ui_url
     from execlog.server import bind_socket, build_server, server_url, tune_garbage_collector
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -63,6 +64,7 @@ def serve() -> None:
     server = build_server(settings, sock)
     tune_garbage_collector()
     click.echo(f"execlog listening on {url}", err=False)
+    click.echo(f"web UI: {web_ui_url(url, settings.auth_token)}", err=False)
     sys.stdout.flush()
     server.run(sockets=[sock])
     if not server.started:

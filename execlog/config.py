@@ -142,6 +142,15 @@ class Settings(BaseSettings):
         gt=0,
         description="After SIGTERM, a stopped process group gets SIGKILL after this long.",
     )
+    ui_raw_buffer_lines: int = Field(
+        5000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Lines the web UI's raw log viewer holds before it trims the oldest (the page reads "
+            "it from `GET /api/config`)."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -7,9 +7,11 @@ import gc
 import logging
 import re
 import socket
+from pathlib import Path
 
 import uvicorn
 
+from execlog.api.webui import DEFAULT_STATIC_DIR
 from execlog.app import create_app
 from execlog.config import Settings
 
@@ -75,10 +77,14 @@ def server_url(sock: socket.socket) -> str:
 
 
 def build_server(
-    settings: Settings, sock: socket.socket, *, log_level: str = "info"
+    settings: Settings,
+    sock: socket.socket,
+    *,
+    log_level: str = "info",
+    static_dir: Path = DEFAULT_STATIC_DIR,
 ) -> uvicorn.Server:
     _install_token_redaction()
-    app = create_app(settings, server_url=server_url(sock))
+    app = create_app(settings, server_url=server_url(sock), static_dir=static_dir)
     config = uvicorn.Config(
         app,
         log_level=log_level,

@@ -88,10 +88,12 @@ def live_server(make_settings: Callable[..., Settings]) -> Iterator[Callable[...
     """Factory: start a server with settings overrides; all are stopped at teardown."""
     running: list[tuple[Any, threading.Thread]] = []
 
-    def start(**overrides: Any) -> LiveServer:
+    def start(*, static_dir: Path | None = None, **overrides: Any) -> LiveServer:
+        """``static_dir``: the web UI build to serve (default: the package's)."""
         settings = make_settings(**overrides)
         sock = bind_socket("127.0.0.1", 0)
-        server = build_server(settings, sock, log_level="warning")
+        options: dict[str, Any] = {} if static_dir is None else {"static_dir": static_dir}
+        server = build_server(settings, sock, log_level="warning", **options)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         running.append((server, thread))

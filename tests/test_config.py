@@ -32,6 +32,7 @@ def test_defaults_match_the_contract() -> None:
     assert settings.legacy_jsonl_retention_days == 14
     assert settings.max_line_bytes == 1_048_576
     assert settings.auth_token is None
+    assert settings.ui_raw_buffer_lines == 5000
     assert settings.claude_argv == ["claude"] and settings.codex_argv == ["codex"]
     assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith(
         "execlog.db"
@@ -57,6 +58,8 @@ def test_defaults_match_the_contract() -> None:
         ("EXECLOG_CODEX_COMMAND", ""),
         ("EXECLOG_ALLOWED_ORIGINS", "evil.example"),
         ("EXECLOG_APPROVAL_TIMEOUT_SECONDS", "0"),
+        ("EXECLOG_UI_RAW_BUFFER_LINES", "0"),
+        ("EXECLOG_UI_RAW_BUFFER_LINES", "lots"),
     ],
 )
 def test_bad_value_names_variable_and_value(

@@ -2,7 +2,9 @@
 
 - with ``EXECLOG_AUTH_TOKEN`` set, every request needs it (``Authorization: Bearer``, the
   ``token`` query parameter, or the ``execlog_token`` cookie - browsers cannot set headers on
-  WebSockets or EventSource);
+  WebSockets or EventSource). A valid ``?token=`` is traded for that cookie (HttpOnly,
+  SameSite=Strict), so the web UI can drop it from the address bar; a page load without a valid
+  token gets an HTML page that says how to get in, API calls a 401 envelope;
 - WebSocket handshakes and state-changing requests with a foreign ``Origin`` are refused with
   403 (cross-site WebSocket hijacking, CSRF);
 - without a token, the ``Host`` header must name a loopback or configured host, so a DNS
@@ -12,18 +14,25 @@
 from __future__ import annotations
 
 import hmac
+from http.cookies import SimpleCookie
+from typing import Final
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
+from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execlog.api.envelope import error_response
+from execlog.api.webui import is_page_path, render_sign_in_page
 from execlog.config import Settings, is_loopback_host
 
 __all__ = ["SecurityMiddleware"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_COOKIE = "execlog_token"
+# A month: the generated token lives in the user data dir across restarts; a changed token
+# simply makes the browser show the sign-in page again.
+TOKEN_COOKIE_MAX_AGE_SECONDS: Final = 30 * 24 * 3600
 
 
 class SecurityMiddleware:
@@ -42,6 +51,8 @@ class SecurityMiddleware:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         problem = self._check(scope, headers)
         if problem is None:
+            if scope["type"] == "http" and self._needs_cookie(scope, headers):
+                send = self._setting_cookie(scope, send)
             await self._app(scope, receive, send)
             return
         status, message = problem
@@ -50,10 +61,43 @@ class SecurityMiddleware:
             await receive()
             await send({"type": "websocket.close", "code": 4403 if status == 403 else 4401})
             return
+        if status == 401 and scope["method"] in ("GET", "HEAD") and is_page_path(scope["path"]):
+            # A person at a browser: say how to get in rather than show a JSON envelope.
+            page = render_sign_in_page(wrong_token=bool(_query_tokens(scope)))
+            await page(scope, receive, send)
+            return
         response = error_response(status, message)
         if status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="execlog"'  # RFC 9110 11.6.1
         await response(scope, receive, send)
+
+    def _needs_cookie(self, scope: Scope, headers: dict[str, str]) -> bool:
+        """A valid ``?token=`` and no valid cookie yet: trade the one for the other."""
+        if self._token is None:
+            return False
+        return any(self._is_token(t) for t in _query_tokens(scope)) and not any(
+            self._is_token(t) for t in _cookie_tokens(headers)
+        )
+
+    def _setting_cookie(self, scope: Scope, send: Send) -> Send:
+        assert self._token is not None
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[TOKEN_COOKIE] = self._token  # quoted by SimpleCookie if it needs quoting
+        morsel = cookie[TOKEN_COOKIE]
+        morsel["path"] = "/"
+        morsel["httponly"] = True
+        morsel["samesite"] = "Strict"
+        morsel["max-age"] = TOKEN_COOKIE_MAX_AGE_SECONDS
+        if scope.get("scheme") == "https":
+            morsel["secure"] = True
+        value = morsel.OutputString()
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("set-cookie", value)
+            await send(message)
+
+        return send_with_cookie
 
     def _check(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         host_header = headers.get("host", "")
@@ -82,22 +126,31 @@ class SecurityMiddleware:
         )
 
     def _token_matches(self, scope: Scope, headers: dict[str, str]) -> bool:
-        assert self._token is not None
         candidates: list[str] = []
         authorization = headers.get("authorization", "")
         if authorization.lower().startswith("bearer "):
             candidates.append(authorization[7:].strip())
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        candidates.extend(query.get("token", []))
-        if "cookie" in headers:
-            # Browser-style lenient parsing: cookies are shared by every port of the host, and
-            # SimpleCookie drops the whole header when another local app's cookie is not
-            # RFC-clean (e.g. "expires=...", a space in a name), which would hide the token.
-            cookie = cookie_parser(headers["cookie"]).get(TOKEN_COOKIE)
-            if cookie is not None:
-                candidates.append(cookie)
-        expected = self._token.encode()
-        return any(hmac.compare_digest(c.encode(), expected) for c in candidates)
+        candidates.extend(_query_tokens(scope))
+        candidates.extend(_cookie_tokens(headers))
+        return any(self._is_token(c) for c in candidates)
+
+    def _is_token(self, candidate: str) -> bool:
+        assert self._token is not None
+        return hmac.compare_digest(candidate.encode(), self._token.encode())
+
+
+def _query_tokens(scope: Scope) -> list[str]:
+    return parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
+
+
+def _cookie_tokens(headers: dict[str, str]) -> list[str]:
+    if "cookie" not in headers:
+        return []
+    # Browser-style lenient parsing: cookies are shared by every port of the host, and
+    # SimpleCookie drops the whole header when another local app's cookie is not RFC-clean
+    # (e.g. "expires=...", a space in a name), which would hide the token.
+    cookie = cookie_parser(headers["cookie"]).get(TOKEN_COOKIE)
+    return [] if cookie is None else [cookie]
 
 
 def _split_url(url: str) -> SplitResult | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -77,3 +79,37 @@ async def walk_history(
             return entries
         assert page["next_cursor"] == indexes[0]
         cursor = page["next_cursor"]
+
+
+@asynccontextmanager
+async def serve_process(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real ``execlog serve`` child with ``env``; its stdout is piped; terminated at exit."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "execlog",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await asyncio.wait_for(process.communicate(), DEADLINE_SECONDS)
+
+
+async def get_once_listening(url: str, timeout: float = DEADLINE_SECONDS) -> httpx.Response:
+    """GET ``url``, retrying while nothing listens yet (``serve`` prints its URL before start-up
+    completes)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with httpx.AsyncClient(timeout=DEADLINE_SECONDS) as client:
+        while True:
+            try:
+                return await client.get(url)
+            except httpx.ConnectError:
+                assert loop.time() < deadline, f"nothing answered at {url}"
+                await asyncio.sleep(0.05)

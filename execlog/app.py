@@ -1,5 +1,6 @@
-"""ASGI application factory and start-up order: migrations, backfill of legacy JSONL (a later
-job), orphan marking, the writer; then requests. Shutdown stops processes, then flushes."""
+"""ASGI application factory and start-up order: migrations, orphan marking, the writer, the
+backfill of legacy JSONL (``EXECLOG_BACKFILL_MODE``); then requests, with the hourly retention
+cleanup beside them. Shutdown stops processes, then flushes."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from execlog import __version__
-from execlog.api import approvals, events, logs, sessions, webui
+from execlog.api import approvals, events, logs, retired, sessions, webui
 from execlog.api.envelope import install_error_handlers
 from execlog.api.security import SecurityMiddleware
 from execlog.api.webui import DEFAULT_STATIC_DIR, install_web_ui
-from execlog.config import Settings
+from execlog.config import BackfillMode, Settings
 from execlog.services import Services
 from execlog.storage.migrate import run_migrations
 
@@ -51,6 +52,20 @@ the single-page app.
 """
 
 logger = logging.getLogger("execlog")
+backfill_logger = logging.getLogger("execlog.backfill")
+
+
+def _start_legacy_jobs(services: Services) -> list[asyncio.Task[object]]:
+    """The background backfill (``EXECLOG_BACKFILL_MODE=background``) and the hourly retention
+    cleanup (unless ``EXECLOG_LEGACY_JSONL_RETENTION_DAYS=0``)."""
+    tasks: list[asyncio.Task[object]] = []
+    if services.settings.backfill_mode is BackfillMode.BACKGROUND:
+        run = services.backfiller.run_pending("background", backfill_logger.info)
+        tasks.append(asyncio.create_task(run))
+    if services.settings.legacy_jsonl_retention_days > 0:
+        cleanup = services.retention.run_hourly(logging.getLogger("execlog.retention").info)
+        tasks.append(asyncio.create_task(cleanup))
+    return tasks
 
 
 def create_app(
@@ -70,9 +85,15 @@ def create_app(
         if orphans:
             logger.warning("marked %d orphaned process(es) killed", len(orphans))
         await services.writer.start()
+        if settings.backfill_mode is BackfillMode.STARTUP:
+            await services.backfiller.run_pending("startup", backfill_logger.info)
+        tasks = _start_legacy_jobs(services)
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await services.supervisor.shutdown()
             await services.writer.close()
             services.engine.dispose()
@@ -86,7 +107,7 @@ def create_app(
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (sessions, logs, approvals, events):
+    for module in (sessions, logs, approvals, events, retired):
         app.include_router(module.router)
     app.include_router(webui.config_router)
     install_web_ui(app, static_dir)

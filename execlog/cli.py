@@ -1,4 +1,5 @@
-"""Command line: ``execlog serve`` (the default), ``migrate``, ``demo-agent``, ``logs``, ``run``.
+"""Command line: ``execlog serve`` (the default), ``migrate``, ``demo-agent``, ``logs``, ``run``,
+``backfill``, ``cleanup-legacy``, ``import-vibe-kanban``.
 
 Errors become one line on stderr and a non-zero exit; bad settings name the variable."""
 
@@ -19,6 +20,8 @@ from execlog.errors import ExeclogError
 from execlog.runner.executors import EXECUTORS
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from execlog.client import ExeclogClient, ProcessInfo, SessionInfo
     from execlog.console import LogPrinter
     from execlog.protocol import Channel
@@ -386,3 +389,107 @@ def _exit_code_of(process: ProcessInfo) -> int:
     if code is None or code == 0:
         return 1
     return 128 - code if code < 0 else min(code, 255)
+
+
+# --- legacy history: backfill, cleanup, import (docs/migrating.md) ---------------------------
+
+
+def _open_database(settings: Settings) -> Engine:
+    """The configured database, migrated (these commands work without a running server)."""
+    from execlog.storage.database import create_database_engine
+    from execlog.storage.migrate import run_migrations
+
+    try:
+        engine = create_database_engine(settings.database_url)
+        run_migrations(engine)
+    except ExeclogError as exc:
+        raise click.ClickException(str(exc)) from None
+    return engine
+
+
+@main.command()
+@click.option("--process", "process_id", metavar="ID", help="Backfill only this execution process.")
+def backfill(process_id: str | None) -> None:
+    """Turn legacy JSONL history into entry rows, with a progress bar.
+
+    Every ended process whose JSONL no backfill has checked yet; with --process, that one
+    (checked again). Prints the same console lines as the server's start-up backfill.
+    """
+    import asyncio
+
+    from execlog.jobs.backfill import LegacyBackfiller
+    from execlog.jobs.progress import JobProgress
+    from execlog.storage.processes import ProcessRepository
+
+    settings = _settings()
+    engine = _open_database(settings)
+    backfiller = LegacyBackfiller.create(engine, max_line_bytes=settings.max_line_bytes)
+    only = None
+    if process_id is not None:
+        pid = _parse_process_id(process_id)
+        process = ProcessRepository(engine).fetch_process(pid)
+        if process is None:
+            raise click.ClickException(f"execution process {pid} not found")
+        if process.status == "running":
+            raise click.ClickException(f"execution process {pid} is still running")
+        only = [backfiller.describe_process(pid)]
+    pending = only if only is not None else backfiller.ledger.fetch_pending()
+    total = sum(p.total_bytes for p in pending)
+    with JobProgress("backfill", total, in_bytes=True) as bar:
+        run = asyncio.run(
+            backfiller.run_pending(
+                "cli",
+                click.echo,
+                on_progress=lambda process, _result: bar.advance(process.total_bytes),
+                only=pending,
+            )
+        )
+    engine.dispose()
+    if run.errors:
+        raise click.ClickException(f"{run.errors} process(es) could not be backfilled")
+
+
+def _parse_process_id(value: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an execution process id (a UUID)", param_hint="'--process'"
+        ) from None
+
+
+@main.command(name="cleanup-legacy")
+@click.option("--dry-run", is_flag=True, help="Only print what would be deleted.")
+def cleanup_legacy(dry_run: bool) -> None:
+    """Delete legacy JSONL of processes that ended more than
+    EXECLOG_LEGACY_JSONL_RETENTION_DAYS ago and whose entries are complete (the server's
+    hourly retention job, once). History stays retrievable from the entries."""
+    import asyncio
+
+    from execlog.jobs.backfill import LegacyBackfiller
+    from execlog.jobs.retention import LegacyRetention
+
+    settings = _settings()
+    days = settings.legacy_jsonl_retention_days
+    if days == 0:
+        click.echo("retention is off (EXECLOG_LEGACY_JSONL_RETENTION_DAYS=0): nothing deleted")
+        return
+    engine = _open_database(settings)
+    backfiller = LegacyBackfiller.create(engine, max_line_bytes=settings.max_line_bytes)
+    retention = LegacyRetention.create(engine, backfiller, days)
+    report = asyncio.run(retention.clean(dry_run=dry_run))
+    engine.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    for process in report.deleted:
+        click.echo(
+            f"{verb}: execution_id={process.process_id}, rows={process.rows}, "
+            f"bytes={process.total_bytes}"
+        )
+    for process_id, reason in report.skipped:
+        click.echo(f"kept: execution_id={process_id}, reason={reason}")
+    click.echo(
+        f"{verb} {report.deleted_rows} JSONL rows ({report.deleted_bytes} bytes) of "
+        f"{len(report.deleted)} processes older than {days} days; kept {len(report.skipped)}"
+    )

@@ -13,6 +13,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidCursorError",
     "ConflictError",
+    "BackfillError",
 ]
 
 
@@ -57,3 +58,9 @@ class ConflictError(ExeclogError):
     """The request is well-formed but the target's state does not allow it (409)."""
 
     status = 409
+
+
+class BackfillError(ExeclogError):
+    """Legacy JSONL could not be turned into entries; the history is not served half-empty."""
+
+    status = 500

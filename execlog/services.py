@@ -10,6 +10,8 @@ from execlog.approvals import ApprovalService
 from execlog.config import Settings
 from execlog.events import EventBus
 from execlog.history import HistoryService
+from execlog.jobs.backfill import LegacyBackfiller
+from execlog.jobs.retention import LegacyRetention
 from execlog.live.registry import MsgStoreRegistry
 from execlog.runner.supervisor import Supervisor
 from execlog.storage.database import create_database_engine
@@ -34,6 +36,8 @@ class Services:
     approvals: ApprovalService
     supervisor: Supervisor
     history: HistoryService
+    backfiller: LegacyBackfiller
+    retention: LegacyRetention
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -51,11 +55,22 @@ class Services:
         approvals = ApprovalService(bus, settings.approval_timeout_seconds)
         supervisor = Supervisor(settings, repository, registry, writer, bus, approvals)
         history = HistoryService(entries, registry, writer, repository)
+        legacy = LegacyLogStore(engine)
+        backfiller = LegacyBackfiller.create(
+            engine,
+            max_line_bytes=settings.max_line_bytes,
+            entries=entries,
+            legacy=legacy,
+            repository=repository,
+        )
+        # Every stored read of an ended process backfills it first when its JSONL has not
+        # been checked (CONTRACT.md: no silent empty fallback).
+        history.backfill = backfiller.ensure_backfilled
         return cls(
             settings=settings,
             engine=engine,
             entries=entries,
-            legacy=LegacyLogStore(engine),
+            legacy=legacy,
             repository=repository,
             writer=writer,
             registry=registry,
@@ -63,4 +78,8 @@ class Services:
             approvals=approvals,
             supervisor=supervisor,
             history=history,
+            backfiller=backfiller,
+            retention=LegacyRetention.create(
+                engine, backfiller, settings.legacy_jsonl_retention_days
+            ),
         )

@@ -1,16 +1,18 @@
 """The legacy JSONL history in execution_process_logs (CONTRACT.md, "Legacy JSONL log format").
 
 Rows hold one or more LogMsg lines; they are appended one row per call and read back as typed
-messages, streamed by keyset pages so that a log of any size is never held in memory at once.
+messages in insertion order (``inserted_at``, then row id: imported rows keep their original
+times), streamed by keyset pages so that a log of any size is never held in memory at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final, Literal
 
 import msgspec
-from sqlalchemy import Engine, bindparam, func, insert, select
+from sqlalchemy import Engine, bindparam, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from execlog.protocol import now_ms
@@ -106,6 +108,9 @@ class _LineObject(
 
 _decode_line = msgspec.json.Decoder(_LineObject | str).decode
 _ENTRIES_PREFIX: Final = "/entries/"
+# An entry index of more than 9 digits (a billion entries) is no real log: such a line is
+# malformed, rather than a row the database or the backfill's index bitmap cannot hold.
+_MAX_INDEX_DIGITS: Final = 9
 
 
 class _SkipLine(Exception):
@@ -117,6 +122,8 @@ def _parse_line(line: str) -> LegacyMessage:
     try:
         decoded = _decode_line(line)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
+        if "\\u" in line:
+            return _parse_line_with_surrogates(line, exc)
         raise ValueError(str(exc)) from None
     if isinstance(decoded, str):
         if decoded == "Finished":
@@ -137,12 +144,34 @@ def _parse_line(line: str) -> LegacyMessage:
     raise ValueError("unknown message")
 
 
+def _parse_line_with_surrogates(line: str, error: msgspec.DecodeError) -> LegacyMessage:
+    """A pipe chunk cut inside a character that was escaped as half a UTF-16 surrogate pair
+    (``{"Stdout": "\\ud83d"}``): msgspec refuses lone surrogates, the standard library keeps
+    them, and the backfill joins the halves again."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        raise ValueError(str(error)) from None
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, text),) = value.items()
+        if isinstance(text, str) and key == "Stdout":
+            return StdoutMessage(text)
+        if isinstance(text, str) and key == "Stderr":
+            return StderrMessage(text)
+    raise ValueError(str(error))
+
+
 def _convert_patch(raw_operations: list[_RawPatchOperation]) -> list[PatchOperation]:
     operations = []
     for raw in raw_operations:
         path = raw.path
         number = path[len(_ENTRIES_PREFIX) :]
-        if not path.startswith(_ENTRIES_PREFIX) or not number.isdigit() or not number.isascii():
+        if (
+            not path.startswith(_ENTRIES_PREFIX)
+            or not number.isdigit()
+            or not number.isascii()
+            or len(number) > _MAX_INDEX_DIGITS
+        ):
             raise ValueError(f"unsupported patch path {path!r}")
         value_json = bytes(raw.value).decode()
         if not value_json or value_json == "null":
@@ -154,16 +183,24 @@ def _convert_patch(raw_operations: list[_RawPatchOperation]) -> list[PatchOperat
 # --- store ------------------------------------------------------------------------------------
 
 _c = logs_table.c
+# Keyset on (inserted_at, id): a range seek in ix_execution_process_logs_execution_time.
 _PAGE = (
-    select(_c.id, _c.logs, _c.byte_size)
-    .where((_c.execution_id == bindparam("pid")) & (_c.id > bindparam("after")))
-    .order_by(_c.id)
+    select(_c.id, _c.logs, _c.byte_size, _c.inserted_at)
+    .where(
+        (_c.execution_id == bindparam("pid"))
+        & (_c.inserted_at >= bindparam("at"))
+        & ((_c.inserted_at > bindparam("at")) | (_c.id > bindparam("after")))
+    )
+    .order_by(_c.inserted_at, _c.id)
     .limit(bindparam("limit"))
 )
+_BEFORE_EVERY_ROW: Final = -(2**62)
 _TOTAL_BYTES = select(func.coalesce(func.sum(_c.byte_size), 0)).where(
     _c.execution_id == bindparam("pid")
 )
 _INSERT = insert(logs_table)
+_DELETE = delete(logs_table).where(_c.execution_id == bindparam("pid"))
+_ANY_ROW = select(_c.id).where(_c.execution_id == bindparam("pid")).limit(1)
 
 
 class LegacyLogStore:
@@ -193,6 +230,35 @@ class LegacyLogStore:
     def append_lines_now(self, process_id: str, lines: Sequence[str]) -> None:
         with self._engine.begin() as connection:
             self.append_lines(connection, process_id, lines, now_ms())
+
+    def append_rows(
+        self, connection: Connection, process_id: str, rows: Iterable[tuple[str, int]]
+    ) -> int:
+        """Rows of JSONL text with their own insertion times (an import); returns their bytes."""
+        params = []
+        total = 0
+        for logs, inserted_at in rows:
+            byte_size = len(logs) if logs.isascii() else len(logs.encode())
+            total += byte_size
+            params.append(
+                {
+                    "execution_id": process_id,
+                    "logs": logs,
+                    "byte_size": byte_size,
+                    "inserted_at": inserted_at,
+                }
+            )
+        if params:
+            connection.execute(_INSERT, params)
+        return total
+
+    def has_rows(self, process_id: str) -> bool:
+        with self._engine.connect() as connection:
+            return connection.execute(_ANY_ROW, {"pid": process_id}).first() is not None
+
+    def delete_rows(self, connection: Connection, process_id: str) -> int:
+        """Delete every JSONL row of the process inside the caller's transaction; the count."""
+        return int(connection.execute(_DELETE, {"pid": process_id}).rowcount or 0)
 
     def read_messages(self, process_id: str, *, page_rows: int = DEFAULT_PAGE_ROWS) -> LegacyReader:
         """A reader that streams the process's messages in insertion order."""
@@ -235,10 +301,13 @@ class LegacyReader:
                     self.malformed_lines += 1
 
     def _iterate_rows(self) -> Iterator[str]:
-        after = -1
-        params: dict[str, Any] = {"pid": self._process_id, "limit": self._page_rows}
+        params: dict[str, Any] = {
+            "pid": self._process_id,
+            "limit": self._page_rows,
+            "at": _BEFORE_EVERY_ROW,
+            "after": -1,
+        }
         while True:
-            params["after"] = after
             # A short connection per page: no read transaction stays open while the consumer
             # works through the page, so the writer and WAL checkpoints are never held up.
             with self._engine.connect() as connection:
@@ -246,8 +315,9 @@ class LegacyReader:
             self.pages_read += 1
             if not rows:
                 return
-            after = rows[-1][0]
-            for _row_id, logs, byte_size in rows:
+            params["after"] = rows[-1][0]
+            params["at"] = rows[-1][3]
+            for _row_id, logs, byte_size, _inserted_at in rows:
                 self.rows_read += 1
                 self.bytes_read += byte_size
                 yield logs

@@ -206,6 +206,22 @@ class ProcessRepository:
     def set_agent_session_id(self, process_id: str, agent_session_id: str, now: int) -> None:
         self._update_turn(process_id, now, agent_session_id=agent_session_id)
 
+    def set_missing_agent_session_id(
+        self, process_id: str, agent_session_id: str, now: int
+    ) -> bool:
+        """The turn's ``agent_session_id`` unless it has one (a backfill found it in the JSONL);
+        True when it was set."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(coding_agent_turns)
+                .where(
+                    (coding_agent_turns.c.execution_process_id == process_id)
+                    & coding_agent_turns.c.agent_session_id.is_(None)
+                )
+                .values(updated_at=now, agent_session_id=agent_session_id)
+            )
+            return bool(result.rowcount)
+
     def set_summary(self, process_id: str, summary: str, now: int) -> None:
         self._update_turn(process_id, now, summary=summary)
 

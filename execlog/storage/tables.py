@@ -26,6 +26,7 @@ __all__ = [
     "coding_agent_turns",
     "execution_process_logs",
     "execution_process_log_entries",
+    "legacy_backfills",
 ]
 
 metadata = MetaData()
@@ -85,6 +86,7 @@ execution_process_logs = Table(
     Column("byte_size", Integer, nullable=False),
     Column("inserted_at", BigInteger, nullable=False),
     Index("ix_execution_process_logs_execution", "execution_id", "id"),
+    Index("ix_execution_process_logs_execution_time", "execution_id", "inserted_at", "id"),
 )
 
 # One row per entry. The primary key (process, channel, index) is also the index that serves
@@ -100,4 +102,17 @@ execution_process_log_entries = Table(
     Column("updated_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("execution_process_id", "channel", "entry_index"),
     sqlite_with_rowid=False,
+)
+
+# Processes whose entries were checked against (or rebuilt from) their legacy JSONL: start-up
+# backfill does each once, and retention deletes JSONL only of processes listed here.
+legacy_backfills = Table(
+    "legacy_backfills",
+    metadata,
+    Column("execution_process_id", String(36), primary_key=True),
+    Column("raw_entries", BigInteger, nullable=False),
+    Column("normalized_entries", BigInteger, nullable=False),
+    Column("source_bytes", BigInteger, nullable=False),
+    Column("malformed_lines", BigInteger, nullable=False),
+    Column("checked_at", BigInteger, nullable=False),
 )

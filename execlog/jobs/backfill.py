@@ -1,0 +1,535 @@
+"""Backfill of legacy JSONL into entry rows (issue 11; CONTRACT.md "Legacy JSONL log format",
+"Start-up").
+
+One process (``ProcessBackfill``): the ``Stdout``/``Stderr`` texts, in row order, are split into
+lines by the live runner's ``LineSplitter`` (one per stream), so the raw channel is what the
+runner would have stored. The normalized channel comes from the ``JsonPatch`` lines (the last
+value of each ``/entries/N`` wins); a log without patches goes through the executor's
+normalizer instead, so an agent process from a database that never stored patches still gets
+its conversation. The JSONL is read page by page and the rows are written in batches: memory
+does not grow with the size of the log.
+
+Many processes (``LegacyBackfiller``): on demand before a stored read, at start-up (blocking or
+in the background) and from ``execlog backfill``, each process at most once at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.exc import StatementError
+
+from execlog.errors import BackfillError
+from execlog.protocol import (
+    CHANNELS,
+    Channel,
+    OutputStream,
+    encode_normalized_entry,
+    encode_raw_entry,
+    now_ms,
+)
+from execlog.runner.executors import create_normalizer
+from execlog.runner.lines import LineSplitter
+from execlog.runner.normalizers.base import EntryPatch, Normalizer, NormalizerEvent, SessionIdSeen
+from execlog.runner.pipeline import KEYED_ENTRIES_CAPACITY
+from execlog.storage.backfills import BackfillLedger, LedgerRow, LegacyProcess
+from execlog.storage.entries import EntryRow, EntryStats, EntryStore
+from execlog.storage.legacy import (
+    JsonPatchMessage,
+    LegacyLogStore,
+    SessionIdMessage,
+    StderrMessage,
+    StdoutMessage,
+)
+from execlog.storage.processes import ProcessRecord, ProcessRepository
+from execlog.storage.tables import execution_process_logs as logs_table
+
+__all__ = [
+    "PROGRESS_EVERY_BYTES",
+    "PROGRESS_EVERY_PROCESSES",
+    "BackfillResult",
+    "BackfillRun",
+    "LegacyBackfiller",
+    "ProcessBackfill",
+]
+
+logger = logging.getLogger("execlog.backfill")
+
+# CONTRACT.md "Start-up": a progress line every 25 processes or 64 MiB, whichever comes first.
+PROGRESS_EVERY_PROCESSES: Final = 25
+PROGRESS_EVERY_BYTES: Final = 64 * 1024 * 1024
+# Rows per write transaction: large enough that a commit is rare, small enough that the rows
+# of one batch (a few MB) are all the backfill holds at once.
+_WRITE_BATCH_ROWS: Final = 5000
+_WRITE_BATCH_BYTES: Final = 8 * 1024 * 1024
+_CHECKED_CAPACITY: Final = 16_384
+_ERROR_TEXT_CHARS: Final = 200
+
+_l = logs_table.c
+# Whether the process's JSONL holds any patch: a line starts with it (inside a Stdout text the
+# quotes are escaped, so the pattern cannot match there). One scan in the database's own code.
+_HAS_PATCH = (
+    select(_l.id)
+    .where((_l.execution_id == bindparam("pid")) & _l.logs.like('%{"JsonPatch":%'))
+    .limit(1)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillResult:
+    """What one process's backfill did."""
+
+    process_id: str
+    raw_entries: int
+    normalized_entries: int
+    entries_written: int
+    bytes_read: int
+    malformed_lines: int
+    agent_session_id: str | None
+
+
+@dataclass(slots=True)
+class _ChannelStats:
+    """count / min / max of the indexes one rebuild produces in a channel (distinct indexes:
+    a patch may restate an index many times, hence the bitmap)."""
+
+    seen: bytearray = field(default_factory=bytearray)
+    count: int = 0
+    min_index: int | None = None
+    max_index: int | None = None
+
+    def add(self, index: int) -> None:
+        byte, bit = divmod(index, 8)
+        if byte >= len(self.seen):
+            self.seen.extend(bytes(max(byte + 1 - len(self.seen), len(self.seen))))
+        mask = 1 << bit
+        if self.seen[byte] & mask:
+            return
+        self.seen[byte] |= mask
+        self.count += 1
+        if self.min_index is None or index < self.min_index:
+            self.min_index = index
+        if self.max_index is None or index > self.max_index:
+            self.max_index = index
+
+    def matches(self, stored: EntryStats) -> bool:
+        return (self.count, self.min_index, self.max_index) == (
+            stored.count,
+            stored.min_index,
+            stored.max_index,
+        )
+
+
+class _StreamText:
+    """One output stream's texts → lines, through the live runner's splitter. A character cut
+    between two chunks as half a surrogate pair (``\\ud83d`` | ``\\ude00``) is joined again."""
+
+    __slots__ = ("splitter", "_high_surrogate")
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self.splitter = LineSplitter(max_line_bytes)
+        self._high_surrogate = ""
+
+    def feed(self, text: str) -> list[str]:
+        if self._high_surrogate:
+            text = self._high_surrogate + text
+            self._high_surrogate = ""
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:
+            data = self._encode_with_surrogates(text)
+        return self.splitter.feed(data)
+
+    def finish(self) -> list[str]:
+        lines = []
+        if self._high_surrogate:
+            lines = self.splitter.feed("\ufffd".encode())
+            self._high_surrogate = ""
+        return lines + self.splitter.finish()
+
+    def _encode_with_surrogates(self, text: str) -> bytes:
+        if "\ud800" <= text[-1] <= "\udbff":
+            self._high_surrogate = text[-1]
+            text = text[:-1]
+        # UTF-16 round trip joins each pair; a lone half becomes U+FFFD.
+        joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return joined.encode()
+
+
+class _KeyedIndexes:
+    """Indexes of a normalizer's keyed entries: a patch with a known key replaces its entry,
+    any other appends. Bounded like the live pipeline's bookkeeping."""
+
+    __slots__ = ("_indexes", "next_index")
+
+    def __init__(self) -> None:
+        self._indexes: OrderedDict[str, int] = OrderedDict()
+        self.next_index = 0
+
+    def index_of(self, key: str | None) -> int:
+        if key is not None:
+            index = self._indexes.get(key)
+            if index is not None:
+                self._indexes.move_to_end(key)
+                return index
+        index = self.next_index
+        self.next_index += 1
+        if key is not None:
+            self._indexes[key] = index
+            if len(self._indexes) > KEYED_ENTRIES_CAPACITY:
+                self._indexes.popitem(last=False)
+        return index
+
+
+_Emitted = tuple[Channel, int, str]
+
+
+class _Replay:
+    """One pass over a process's JSONL, yielding ``(channel, index, payload)`` in log order."""
+
+    def __init__(
+        self,
+        legacy: LegacyLogStore,
+        process_id: str,
+        max_line_bytes: int,
+        normalizer: Normalizer | None,
+        use_patches: bool,
+    ) -> None:
+        self.reader = legacy.read_messages(process_id)
+        self._streams: dict[OutputStream, _StreamText] = {
+            "stdout": _StreamText(max_line_bytes),
+            "stderr": _StreamText(max_line_bytes),
+        }
+        self._normalizer = None if use_patches else normalizer
+        self._use_patches = use_patches
+        self._keyed = _KeyedIndexes()
+        self.raw_index = 0
+        self.agent_session_id: str | None = None
+
+    def __iter__(self) -> Iterator[_Emitted]:
+        streams = self._streams
+        for message in self.reader:
+            kind = type(message)
+            if kind is StdoutMessage or kind is StderrMessage:
+                stream: OutputStream = "stdout" if kind is StdoutMessage else "stderr"
+                text = message.text  # type: ignore[union-attr]
+                yield from self._lines(stream, streams[stream].feed(text))
+            elif kind is JsonPatchMessage:
+                if self._use_patches:
+                    for operation in message.operations:  # type: ignore[union-attr]
+                        yield "normalized", operation.entry_index, operation.value_json
+            elif kind is SessionIdMessage:
+                self._see_session_id(message.agent_session_id)  # type: ignore[union-attr]
+        for stream in ("stdout", "stderr"):
+            yield from self._lines(stream, streams[stream].finish())
+        if self._normalizer is not None:
+            yield from self._conversation(self._normalizer.finish())
+
+    def _lines(self, stream: OutputStream, lines: list[str]) -> Iterator[_Emitted]:
+        normalizer = self._normalizer
+        for line in lines:
+            yield "raw", self.raw_index, encode_raw_entry(stream, line)
+            self.raw_index += 1
+            if normalizer is not None:
+                yield from self._conversation(normalizer.feed(stream, line))
+
+    def _conversation(self, events: list[NormalizerEvent]) -> Iterator[_Emitted]:
+        for event in events:
+            if isinstance(event, EntryPatch):
+                index = self._keyed.index_of(event.key)
+                yield "normalized", index, encode_normalized_entry(event.entry)
+            elif isinstance(event, SessionIdSeen):
+                self._see_session_id(event.agent_session_id)
+
+    def _see_session_id(self, agent_session_id: str) -> None:
+        if self.agent_session_id is None and agent_session_id:
+            self.agent_session_id = agent_session_id
+
+
+class ProcessBackfill:
+    """Rebuilds one ended process's entries from its legacy JSONL (synchronous: run it in a
+    thread). Idempotent: channels whose stored (count, min, max) already match are left alone."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        entries: EntryStore,
+        legacy: LegacyLogStore,
+        repository: ProcessRepository,
+        ledger: BackfillLedger,
+        *,
+        max_line_bytes: int,
+    ) -> None:
+        self._engine = engine
+        self._entries = entries
+        self._legacy = legacy
+        self._repository = repository
+        self._ledger = ledger
+        self._max_line_bytes = max_line_bytes
+
+    def run(self, process: ProcessRecord) -> BackfillResult:
+        pid = process.id
+        agent = process.run_reason == "codingagent"
+        normalizer_kind = process.action.get("executor") if agent else None
+        use_patches = self._log_has_patches(pid)
+        stored = {channel: self._entries.fetch_stats(pid, channel) for channel in CHANNELS}
+        if any(stats.count for stats in stored.values()):
+            # Entries exist (written live, or a backfill that stopped half-way): rebuild the
+            # statistics first and rewrite only the channels that differ.
+            check = self._replay(pid, normalizer_kind, use_patches)
+            rebuilt = {channel: _ChannelStats() for channel in CHANNELS}
+            for channel, index, _payload in check:
+                rebuilt[channel].add(index)
+            todo = {c for c in CHANNELS if not rebuilt[c].matches(stored[c])}
+        else:
+            todo = set(CHANNELS)
+        replay = self._replay(pid, normalizer_kind, use_patches)
+        stats = {channel: _ChannelStats() for channel in CHANNELS}
+        written = 0
+        if todo:
+            written = self._write(pid, replay, todo, stats)
+        else:
+            for channel, index, _payload in replay:
+                stats[channel].add(index)
+        session_id = replay.agent_session_id
+        if session_id is not None:
+            self._repository.set_missing_agent_session_id(pid, session_id, now_ms())
+        result = BackfillResult(
+            process_id=pid,
+            raw_entries=stats["raw"].count,
+            normalized_entries=stats["normalized"].count,
+            entries_written=written,
+            bytes_read=replay.reader.bytes_read,
+            malformed_lines=replay.reader.malformed_lines,
+            agent_session_id=session_id,
+        )
+        self._ledger.record(
+            LedgerRow(
+                pid,
+                result.raw_entries,
+                result.normalized_entries,
+                result.bytes_read,
+                result.malformed_lines,
+                now_ms(),
+            )
+        )
+        return result
+
+    def _replay(self, pid: str, executor: object, use_patches: bool) -> _Replay:
+        normalizer = create_normalizer(executor) if isinstance(executor, str) else None
+        return _Replay(self._legacy, pid, self._max_line_bytes, normalizer, use_patches)
+
+    def _log_has_patches(self, pid: str) -> bool:
+        with self._engine.connect() as connection:
+            return connection.execute(_HAS_PATCH, {"pid": pid}).first() is not None
+
+    def _write(
+        self, pid: str, replay: _Replay, todo: set[Channel], stats: dict[Channel, _ChannelStats]
+    ) -> int:
+        batch: list[EntryRow] = []
+        batch_bytes = 0
+        written = 0
+        for channel, index, payload in replay:
+            stats[channel].add(index)
+            if channel not in todo:
+                continue
+            batch.append(EntryRow(pid, channel, index, payload))
+            batch_bytes += len(payload)
+            if len(batch) >= _WRITE_BATCH_ROWS or batch_bytes >= _WRITE_BATCH_BYTES:
+                self._flush(batch)
+                written += len(batch)
+                batch = []
+                batch_bytes = 0
+        if batch:
+            self._flush(batch)
+            written += len(batch)
+        return written
+
+    def _flush(self, batch: list[EntryRow]) -> None:
+        with self._engine.begin() as connection:
+            self._entries.upsert_entries(connection, batch, now_ms())
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRun:
+    """The totals of a run over many processes (the contract's ``complete`` line)."""
+
+    processes: int
+    errors: int
+    entries: int
+    bytes: int
+    elapsed_ms: int
+
+
+ProgressCallback = Callable[[LegacyProcess, BackfillResult | None], None]
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line error for the console, without any payload: SQLAlchemy's message carries
+    the statement's parameters (log text), so only the driver's own message is kept."""
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        exc = exc.orig
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = " ".join(text.split())
+    return text[:_ERROR_TEXT_CHARS]
+
+
+class LegacyBackfiller:
+    """Backfills processes on demand (the history hook), at start-up and from the command line.
+    Concurrent requests for one process share one run; processes found complete are
+    remembered (bounded), so later reads cost nothing."""
+
+    def __init__(
+        self,
+        job: ProcessBackfill,
+        ledger: BackfillLedger,
+        legacy: LegacyLogStore,
+        repository: ProcessRepository,
+    ) -> None:
+        self._job = job
+        self._ledger = ledger
+        self._legacy = legacy
+        self._repository = repository
+        self._checked: OrderedDict[str, None] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[BackfillResult | None]] = {}
+
+    @classmethod
+    def create(
+        cls,
+        engine: Engine,
+        *,
+        max_line_bytes: int,
+        entries: EntryStore | None = None,
+        legacy: LegacyLogStore | None = None,
+        repository: ProcessRepository | None = None,
+    ) -> LegacyBackfiller:
+        """The backfiller of one database (the server passes the stores it already has)."""
+        entries = entries or EntryStore(engine)
+        legacy = legacy or LegacyLogStore(engine)
+        repository = repository or ProcessRepository(engine)
+        ledger = BackfillLedger(engine)
+        job = ProcessBackfill(
+            engine, entries, legacy, repository, ledger, max_line_bytes=max_line_bytes
+        )
+        return cls(job, ledger, legacy, repository)
+
+    @property
+    def ledger(self) -> BackfillLedger:
+        return self._ledger
+
+    def describe_process(self, process_id: str) -> LegacyProcess:
+        """One process's JSONL size, for a run over just that process (``--process``); its
+        ledger row is dropped, so the run checks it again."""
+        reader = self._legacy.read_messages(process_id)
+        self._ledger.forget(process_id)
+        self.forget(process_id)
+        return LegacyProcess(process_id, reader.total_bytes(), 0)
+
+    async def ensure_backfilled(self, process_id: str) -> None:
+        """The history hook: before an ended process is read from the database."""
+        if process_id in self._checked:
+            self._checked.move_to_end(process_id)
+            return
+        try:
+            await self.backfill_process(process_id)
+        except Exception as exc:
+            raise BackfillError(
+                f"log history backfill of execution process {process_id} failed: "
+                f"{describe_error(exc)}"
+            ) from exc
+
+    async def backfill_process(self, process_id: str) -> BackfillResult | None:
+        """Backfill one process unless it needs none (no JSONL, running, already checked);
+        None then. A second caller for the same process waits for the first one's run."""
+        future = self._inflight.get(process_id)
+        if future is None:
+            future = asyncio.ensure_future(asyncio.to_thread(self._check_and_run, process_id))
+            self._inflight[process_id] = future
+            future.add_done_callback(lambda _f: self._inflight.pop(process_id, None))
+        result = await asyncio.shield(future)
+        return result
+
+    def _check_and_run(self, process_id: str) -> BackfillResult | None:
+        process = self._repository.fetch_process(process_id)
+        if process is None or process.status == "running":
+            return None  # unknown (the read answers 404) or served from memory
+        if self._ledger.fetch(process_id) is None and self._legacy.has_rows(process_id):
+            result = self._job.run(process)
+        else:
+            result = None
+        self._remember(process_id)
+        return result
+
+    def _remember(self, process_id: str) -> None:
+        # Called from worker threads; OrderedDict operations are atomic enough under the GIL
+        # for a cache whose worst case is one redundant ledger lookup.
+        self._checked[process_id] = None
+        if len(self._checked) > _CHECKED_CAPACITY:
+            self._checked.popitem(last=False)
+
+    def forget(self, process_id: str) -> None:
+        self._checked.pop(process_id, None)
+
+    async def run_pending(
+        self,
+        mode: str,
+        report: Callable[[str], None],
+        on_progress: ProgressCallback | None = None,
+        only: list[LegacyProcess] | None = None,
+    ) -> BackfillRun:
+        """Backfill every ended process whose JSONL no backfill has checked, printing the
+        contract's console lines through ``report``; an error in one process is reported
+        and the run goes on."""
+        pending = only if only is not None else await asyncio.to_thread(self._ledger.fetch_pending)
+        total_bytes = sum(p.total_bytes for p in pending)
+        report(
+            f"log-history backfill starting: processes={len(pending)}, "
+            f"total_bytes={total_bytes}, mode={mode}"
+        )
+        started = time.monotonic()
+        done = errors = entries = bytes_read = 0
+        since_processes = since_bytes = 0
+        for process in pending:
+            result: BackfillResult | None = None
+            try:
+                result = await self.backfill_process(process.process_id)
+            except Exception as exc:  # one process's failure must not stop the run
+                errors += 1
+                report(
+                    f"log-history backfill error: execution_id={process.process_id}, "
+                    f"error={describe_error(exc)}"
+                )
+            else:
+                done += 1
+                if result is not None:
+                    entries += result.entries_written
+            bytes_read += process.total_bytes
+            since_processes += 1
+            since_bytes += process.total_bytes
+            if on_progress is not None:
+                on_progress(process, result)
+            if since_processes >= PROGRESS_EVERY_PROCESSES or since_bytes >= PROGRESS_EVERY_BYTES:
+                if done + errors < len(pending):
+                    report(
+                        f"log-history backfill progress: processed={done + errors}, "
+                        f"entries={entries}, bytes={bytes_read}, "
+                        f"elapsed_ms={_elapsed_ms(started)}"
+                    )
+                since_processes = since_bytes = 0
+        run = BackfillRun(done, errors, entries, bytes_read, _elapsed_ms(started))
+        report(
+            f"log-history backfill complete: processes={run.processes}, entries={run.entries}, "
+            f"bytes={run.bytes}, elapsed_ms={run.elapsed_ms}"
+        )
+        return run
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

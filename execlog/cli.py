@@ -46,13 +46,14 @@ def main(ctx: click.Context) -> None:
 
 
 @main.command()
-def serve() -> None:
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Serve without a token (loopback only): any local user can then run commands as you.",
+)
+def serve(no_auth: bool) -> None:
     """Serve the API on EXECLOG_HOST:EXECLOG_PORT (migrations run first)."""
-    settings = _settings()
-    try:
-        settings.check_listen_address()
-    except ExeclogError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = _server_settings(no_auth)
     from execlog.api.webui import web_ui_url
     from execlog.server import bind_socket, build_server, server_url, tune_garbage_collector
 
@@ -72,6 +73,29 @@ def serve() -> None:
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(1)
+
+
+def _server_settings(no_auth: bool) -> Settings:
+    """The settings ``serve`` runs with: EXECLOG_AUTH_TOKEN, else the saved or generated token,
+    else (``--no-auth``) none at all, on loopback only and with a warning."""
+    from execlog.auth import load_or_create_token
+
+    settings = _settings()
+    try:
+        if no_auth:
+            if settings.auth_token is not None:
+                raise click.UsageError("--no-auth and EXECLOG_AUTH_TOKEN contradict each other")
+            click.echo(
+                "execlog: WARNING: --no-auth: every local user and process can run commands "
+                "as this user through the API",
+                err=True,
+            )
+        elif settings.auth_token is None:
+            settings = settings.model_copy(update={"auth_token": load_or_create_token()})
+        settings.check_listen_address()
+    except ExeclogError as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
 
 
 @main.command()
@@ -129,7 +153,10 @@ def _connection_options(command: Callable[..., None]) -> Callable[..., None]:
         "--token",
         envvar="EXECLOG_AUTH_TOKEN",
         show_envvar=True,
-        help="Sent as `Authorization: Bearer` (HTTP and WebSocket).",
+        help=(
+            "Sent as `Authorization: Bearer` (HTTP and WebSocket) [default: the token a local "
+            "server saved in the user data directory, for a loopback server]."
+        ),
     )(command)
 
 
@@ -147,7 +174,31 @@ def _open_client(server: str | None, token: str | None) -> ExeclogClient:
         raise click.BadParameter(
             f"{server!r} must start with http:// or https://", param_hint="'--server'"
         )
+    if not token and _is_loopback_url(server):
+        token = _saved_token()
     return ExeclogClient(server, token or None)
+
+
+def _is_loopback_url(url: str) -> bool:
+    """The saved token goes only to a server on this machine, never to a remote one."""
+    from urllib.parse import urlsplit
+
+    from execlog.config import is_loopback_host
+
+    try:
+        hostname = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return hostname is not None and is_loopback_host(hostname)
+
+
+def _saved_token() -> str | None:
+    from execlog.auth import read_saved_token
+
+    try:
+        return read_saved_token()
+    except ExeclogError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 class _ClientFailure(click.ClickException):

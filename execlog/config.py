@@ -21,12 +21,18 @@ from execlog.errors import ConfigError
 __all__ = [
     "BackfillMode",
     "LogPersistence",
+    "MIN_TOKEN_LENGTH",
     "Settings",
+    "data_directory",
     "default_database_url",
     "is_loopback_host",
     "load_settings",
     "render_settings_table",
 ]
+
+
+# EXECLOG_AUTH_TOKEN's lower bound (execlog.auth generates 43 characters).
+MIN_TOKEN_LENGTH = 16
 
 
 class LogPersistence(StrEnum):
@@ -41,10 +47,14 @@ class BackfillMode(StrEnum):
     OFF = "off"
 
 
+def data_directory() -> Path:
+    """The user data directory (``$XDG_DATA_HOME/execlog``): the default database, the token."""
+    return Path(platformdirs.user_data_dir("execlog", appauthor=False))
+
+
 def default_database_url() -> str:
     """The embedded SQLite file in the user data directory."""
-    data_dir = Path(platformdirs.user_data_dir("execlog", appauthor=False))
-    return f"sqlite:///{data_dir / 'execlog.db'}"
+    return f"sqlite:///{data_directory() / 'execlog.db'}"
 
 
 class Settings(BaseSettings):
@@ -104,8 +114,10 @@ class Settings(BaseSettings):
     auth_token: str | None = Field(
         None,
         description=(
-            "When set, every request needs it (Authorization: Bearer, `token` query parameter "
-            "or `execlog_token` cookie); required to listen beyond loopback."
+            "Every request needs the token (Authorization: Bearer, `token` query parameter or "
+            "`execlog_token` cookie). Unset: generated at first start into the user data "
+            "directory (mode 0600), printed inside the UI's URL, read from there by the CLI. "
+            "At least 16 characters; `execlog serve --no-auth` (loopback only) turns auth off."
         ),
     )
     allowed_origins: str = Field(
@@ -159,6 +171,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
+    @field_validator("auth_token")
+    @classmethod
+    def _check_auth_token(cls, value: str | None) -> str | None:
+        # Empty is a bad value, not "unset": it once turned the Host check off while the
+        # middleware accepted an empty cookie as the token (issue 10).
+        if value is not None and len(value) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters")
+        return value
+
     @field_validator("claude_command", "codex_command")
     @classmethod
     def _check_command(cls, value: str) -> str:
@@ -201,11 +222,10 @@ class Settings(BaseSettings):
 
     def check_listen_address(self) -> None:
         """Refuse a non-loopback host without a token: this server starts processes."""
-        if self.auth_token:
-            return
-        if not is_loopback_host(self.host):
+        if self.auth_token is None and not is_loopback_host(self.host):
             raise ConfigError(
-                f"EXECLOG_HOST={self.host!r}: listening beyond loopback requires EXECLOG_AUTH_TOKEN"
+                f"EXECLOG_HOST={self.host!r}: without a token (--no-auth) the server listens on "
+                "loopback only; without --no-auth it uses EXECLOG_AUTH_TOKEN or the generated one"
             )
 
 
@@ -231,6 +251,8 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             value = error.get("input")
+            if field == "auth_token" and isinstance(value, str) and value:
+                value = _Redacted(len(value))  # a refused token may still be someone's secret
             messages.append(
                 f"EXECLOG_{field.upper()}={value!r}: {error['msg']}"
                 if not isinstance(value, dict)
@@ -239,12 +261,22 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("invalid configuration: " + "; ".join(messages)) from None
 
 
+class _Redacted:
+    def __init__(self, length: int) -> None:
+        self._length = length
+
+    def __repr__(self) -> str:
+        return f"<{self._length} characters, not shown>"
+
+
 def render_settings_table() -> str:
     """The Markdown table of every setting (docs/configuration.md is generated from this)."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         if name == "database_url":
             default = "SQLite file `execlog.db` in the user data dir"
+        elif name == "auth_token":
+            default = "generated"
         elif field.default is None:
             default = "unset"
         elif field.default == "":

@@ -12,6 +12,15 @@ from execlog.storage.database import create_database_engine
 from execlog.storage.migrate import run_migrations
 
 
+@pytest.fixture(autouse=True)
+def user_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test (and every `execlog` it starts) gets its own user data directory, so a
+    generated token or default database never lands in the real one (execlog.auth)."""
+    directory = tmp_path / "user-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(directory))
+    return directory / "execlog"
+
+
 @pytest.fixture
 def make_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
     """Factory: a migrated engine on a fresh SQLite file (or a named one, to reopen it)."""

@@ -129,8 +129,8 @@ async def test_hook_authenticates_with_the_server_token(
     """With EXECLOG_AUTH_TOKEN set, the agent's hook sends it (and would be refused without)."""
     monkeypatch.delenv("EXECLOG_AUTH_TOKEN", raising=False)
     monkeypatch.setenv("EXECLOG_DEMO_ARGS", "--pace 0 --seed 3")
-    server = live_server(auth_token="s3cret-token")
-    headers = {"Authorization": "Bearer s3cret-token"}
+    server = live_server(auth_token="s3cret-token-0123456789")
+    headers = {"Authorization": "Bearer s3cret-token-0123456789"}
     async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=headers) as client:
         session = await create_session(client, {"executor": "demo", "prompt": "commit it"})
         pid = session["processes"][0]["id"]

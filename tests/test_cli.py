@@ -29,6 +29,7 @@ from tests.test_client import (
 )
 
 CLI_TIMEOUT_SECONDS = 60.0
+TOKEN = "s3cret-token-0123456789"
 
 
 def cli_env(server_url: str | None, **extra: str) -> dict[str, str]:
@@ -334,16 +335,16 @@ def test_unreachable_server_is_exit_1(tmp_path: Path) -> None:
 def test_token_from_the_environment_reaches_http_and_websocket(
     live_server: Callable[..., LiveServer],
 ) -> None:
-    server = live_server(auth_token="s3cret")
-    with ExeclogClient(server.url, "s3cret") as client:
+    server = live_server(auth_token=TOKEN)
+    with ExeclogClient(server.url, TOKEN) as client:
         pid = run_script(client, "print('hi')")
         wait_for_end(client, pid)
     refused = run_cli(server.url, "logs", pid)
     assert refused.returncode == 1
     assert refused.stderr == "Error: missing or wrong token (EXECLOG_AUTH_TOKEN)\n"
-    allowed = run_cli(server.url, "logs", pid, "-f", EXECLOG_AUTH_TOKEN="s3cret")
+    allowed = run_cli(server.url, "logs", pid, "-f", EXECLOG_AUTH_TOKEN=TOKEN)
     assert (allowed.returncode, allowed.stdout) == (0, "hi\n")
-    by_option = run_cli(server.url, "logs", pid, "--tail", "1", "--token", "s3cret")
+    by_option = run_cli(server.url, "logs", pid, "--tail", "1", "--token", TOKEN)
     assert by_option.stdout == "hi\n"
 
 

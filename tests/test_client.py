@@ -210,12 +210,12 @@ def test_unreachable_server_over_http_and_websocket() -> None:
 
 
 def test_token_is_sent_on_http_and_websocket(live_server: Callable[..., LiveServer]) -> None:
-    server = live_server(auth_token="s3cret")
+    server = live_server(auth_token="s3cret-token-0123456789")
     with ExeclogClient(server.url) as anonymous:
         with pytest.raises(ApiError) as refused:
             anonymous.create_session("script", command=["true"])
         assert refused.value.status == 401 and "token" in refused.value.message
-    with ExeclogClient(server.url, "s3cret") as client:
+    with ExeclogClient(server.url, "s3cret-token-0123456789") as client:
         pid = run_script(client, "print('secret output')")
         wait_for_end(client, pid)
         assert [f.entry for f in client.iter_stream(pid, "raw", after=-1)] == _stdout(

@@ -1,14 +1,15 @@
 """Request guard for a server that starts processes (treat it like a shell):
 
-- with ``EXECLOG_AUTH_TOKEN`` set, every request needs it (``Authorization: Bearer``, the
-  ``token`` query parameter, or the ``execlog_token`` cookie - browsers cannot set headers on
-  WebSockets or EventSource). A valid ``?token=`` is traded for that cookie (HttpOnly,
+- with a token (``EXECLOG_AUTH_TOKEN``, or the one generated when it is unset: execlog.auth),
+  every request needs it (``Authorization: Bearer``, the ``token`` query parameter, or the
+  ``execlog_token`` cookie - browsers cannot set headers on WebSockets or EventSource); an empty
+  credential never matches. A valid ``?token=`` is traded for that cookie (HttpOnly,
   SameSite=Strict), so the web UI can drop it from the address bar; a page load without a valid
   token gets an HTML page that says how to get in, API calls a 401 envelope;
 - WebSocket handshakes and state-changing requests with a foreign ``Origin`` are refused with
   403 (cross-site WebSocket hijacking, CSRF);
-- without a token, the ``Host`` header must name a loopback or configured host, so a DNS
-  rebinding page cannot pose as same-origin.
+- without a token (``serve --no-auth``), the ``Host`` header must name a loopback or configured
+  host, so a DNS rebinding page cannot pose as same-origin.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execlog.api.envelope import error_response
 from execlog.api.webui import is_page_path, render_sign_in_page
-from execlog.config import Settings, is_loopback_host
+from execlog.config import MIN_TOKEN_LENGTH, Settings, is_loopback_host
 
 __all__ = ["SecurityMiddleware"]
 
@@ -39,6 +40,9 @@ class SecurityMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self._app = app
         self._token = settings.auth_token
+        if self._token is not None and len(self._token) < MIN_TOKEN_LENGTH:
+            # Settings validation refuses these; a guard built around it must not widen it.
+            raise ValueError(f"a token needs at least {MIN_TOKEN_LENGTH} characters")
         self._extra_origins = settings.extra_origins
         self._extra_hosts = frozenset(
             _hostname(_split_url(origin)) for origin in settings.extra_origins
@@ -136,7 +140,8 @@ class SecurityMiddleware:
 
     def _is_token(self, candidate: str) -> bool:
         assert self._token is not None
-        return hmac.compare_digest(candidate.encode(), self._token.encode())
+        # An empty credential is no credential, whatever the token (issue 10).
+        return bool(candidate) and hmac.compare_digest(candidate.encode(), self._token.encode())
 
 
 def _query_tokens(scope: Scope) -> list[str]:

@@ -24,7 +24,7 @@ from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.asyncio
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-0123456789"
 EVIL = "http://evil.example"
 
 
@@ -226,12 +226,13 @@ def clean_env(tmp_path: Path, **variables: str) -> dict[str, str]:
     return env
 
 
-async def test_serve_refuses_a_public_host_without_a_token(tmp_path: Path) -> None:
+async def test_serve_no_auth_refuses_a_public_host(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "execlog",
         "serve",
+        "--no-auth",
         env=clean_env(tmp_path, EXECLOG_HOST="0.0.0.0", EXECLOG_PORT="0"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -239,11 +240,13 @@ async def test_serve_refuses_a_public_host_without_a_token(tmp_path: Path) -> No
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode not in (0, None)
     message = stderr.decode()
-    assert "EXECLOG_AUTH_TOKEN" in message and "0.0.0.0" in message
+    assert "--no-auth" in message and "0.0.0.0" in message
     assert b"listening" not in stdout
 
 
-async def test_serve_listens_on_loopback_by_default(tmp_path: Path) -> None:
+async def test_serve_listens_on_loopback_with_the_generated_token(tmp_path: Path) -> None:
+    """The URL line, then the UI's URL carrying the token; the token is required, and the
+    browser trades ``?token=`` for an HttpOnly cookie."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -258,6 +261,10 @@ async def test_serve_listens_on_loopback_by_default(tmp_path: Path) -> None:
         line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
         assert line.startswith("execlog listening on http://127.0.0.1:"), line
         url = line.split()[-1]
+        ui_line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        ui_url = ui_line.split()[-1]
+        assert ui_url.startswith(f"{url}/?token=")
+        token = ui_url.split("=", 1)[1]
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 60
@@ -268,8 +275,29 @@ async def test_serve_listens_on_loopback_by_default(tmp_path: Path) -> None:
                 except httpx.ConnectError:
                     assert loop.time() < deadline, "server never answered"
                     await asyncio.sleep(0.05)
-            assert response.status_code == 200
+            assert_error_envelope(response, 401, "token")
+            traded = await client.get("/api/sessions", params={"token": token})
+            assert traded.status_code == 200
+            set_cookie = traded.headers["set-cookie"]
+            assert set_cookie.startswith(f"execlog_token={token};")
+            assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+            # httpx kept the cookie: the next request needs nothing else.
+            assert (await client.get("/api/sessions")).status_code == 200
     finally:
         if process.returncode is None:
             process.terminate()
         await asyncio.wait_for(process.communicate(), 60)
+
+
+async def test_an_empty_credential_never_matches(live_server: Callable[..., LiveServer]) -> None:
+    """The DNS-rebinding-shaped request of issue 10: foreign Host, matching Origin, empty
+    cookie (and an empty ?token=)."""
+    server = live_server(auth_token=TOKEN)
+    port = server_port(server)
+    rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    for extra, params in (
+        ({"Cookie": "execlog_token="}, {}),
+        ({}, {"token": ""}),
+    ):
+        response = await post_session(server, headers={**rebound, **extra}, params=params)
+        assert_error_envelope(response, 401, "token")

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.asyncio
 def _start_server_process(database: Path) -> tuple[subprocess.Popen[str], str]:
     env = dict(os.environ, EXECLOG_PORT="0", EXECLOG_DATABASE_URL=f"sqlite:///{database}")
     server = subprocess.Popen(
-        [sys.executable, "-m", "execlog", "serve"],
+        [sys.executable, "-m", "execlog", "serve", "--no-auth"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

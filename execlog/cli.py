@@ -1,17 +1,19 @@
-"""Command line: ``execlog serve`` (the default), ``migrate``, ``demo-agent``, ``logs``, ``run``,
+"""Command line: ``execlog serve`` (the default), ``migrate``, ``demo-agent``; the client
+commands ``logs``, ``run``, ``follow-up``, ``sessions``, ``show``, ``approve``, ``deny``, ``stop``;
 ``backfill``, ``cleanup-legacy``, ``import-vibe-kanban``.
 
 Errors become one line on stderr and a non-zero exit; bad settings name the variable."""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,9 +24,11 @@ from execlog.runner.executors import EXECUTORS
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from execlog.client import ExeclogClient, ProcessInfo, SessionInfo
+    from execlog.client import ExeclogClient
     from execlog.console import LogPrinter
     from execlog.protocol import Channel
+    from execlog.terminal.approvals import ApprovalPolicy
+    from execlog.terminal.follower import FollowOptions
 
 __all__ = ["main"]
 
@@ -129,15 +133,8 @@ def demo_agent(args: tuple[str, ...]) -> None:
 
 # --- client commands: logs, run (docs/cli.md) ------------------------------------------------
 
-# Exit codes of `execlog run` besides the main process's own (docs/cli.md, "Exit codes").
+# Ctrl-C: the exit code of `execlog run` for a stopped process, and of any client command.
 EXIT_KILLED = 130
-_NEXT_PROCESS_TIMEOUT_SECONDS = 30.0
-_STEP_NAMES = {
-    "setupscript": "setup script",
-    "codingagent": "coding agent",
-    "script": "command",
-    "cleanupscript": "cleanup script",
-}
 
 
 def _connection_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -279,6 +276,49 @@ def logs(
             _follow(client, process_id, printer)
 
 
+def _follow_options(command: Callable[..., None]) -> Callable[..., None]:
+    """How `run` and `follow-up` print and decide approvals; the command receives them as one
+    ``follow: FollowOptions``."""
+
+    @functools.wraps(command)
+    def with_follow_options(
+        *args: Any,
+        normalized: bool,
+        plain: bool,
+        approve_all: bool,
+        deny_all: bool,
+        quiet: bool,
+        **kwargs: Any,
+    ) -> None:
+        from execlog.terminal.follower import FollowOptions
+
+        if approve_all and deny_all:
+            raise click.UsageError("--approve-all and --deny-all exclude each other")
+        policy: ApprovalPolicy = "ask" if sys.stdin.isatty() else "explain"
+        if approve_all or deny_all:
+            policy = "approve-all" if approve_all else "deny-all"
+        follow = FollowOptions(normalized=normalized, quiet=quiet, plain=plain, approvals=policy)
+        command(*args, follow=follow, **kwargs)
+
+    options = [
+        click.option(
+            "--normalized", is_flag=True, help="Print the agent's conversation, not raw lines."
+        ),
+        click.option(
+            "--plain",
+            is_flag=True,
+            help="No live redrawing, colours or spinners (as when piped): grep-friendly.",
+        ),
+        click.option("--approve-all", is_flag=True, help="Approve every tool call without asking."),
+        click.option("--deny-all", is_flag=True, help="Deny every tool call without asking."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr."),
+    ]
+    decorated: Callable[..., None] = with_follow_options
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
+
+
 @main.command(context_settings={"allow_interspersed_args": False})
 @click.option(
     "--executor",
@@ -293,8 +333,7 @@ def logs(
 )
 @click.option("--setup", "setup_script", metavar="SCRIPT", help="Shell script run first.")
 @click.option("--cleanup", "cleanup_script", metavar="SCRIPT", help="Shell script run last.")
-@click.option("--normalized", is_flag=True, help="Print the agent's conversation, not raw lines.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+@_follow_options
 @_connection_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(
@@ -303,13 +342,15 @@ def run(
     cwd: str | None,
     setup_script: str | None,
     cleanup_script: str | None,
-    normalized: bool,
-    quiet: bool,
+    follow: FollowOptions,
     server: str | None,
     token: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Start a session and print each of its processes in turn: setup, main, cleanup.
+
+    On a terminal each tool call that needs approval is asked (Allow? [y/N]); otherwise a line
+    says how to decide with `execlog approve` / `execlog deny`.
 
     \b
       execlog run -- pytest -q
@@ -320,7 +361,11 @@ def run(
     executor = executor or "script"
     if command and executor != "script":
         raise click.UsageError("COMMAND is only for --executor script; agents take --prompt")
+    from execlog.terminal.follower import SessionFollower
+
     with _reported_client_errors(), _open_client(server, token) as client:
+        follower = SessionFollower(client, follow)
+        follower.subscribe()  # before the session exists, so that none of its events is missed
         session = client.create_session(
             executor,
             prompt=prompt,
@@ -329,117 +374,116 @@ def run(
             setup_script=setup_script,
             cleanup_script=cleanup_script,
         )
-        chain = _SessionChain(client, session, normalized=normalized, quiet=quiet)
-        sys.exit(chain.run(has_cleanup=bool(cleanup_script)))
+        sys.exit(follower.follow(session.id, session.processes[0]))
 
 
-class _SessionChain:
-    """Follows a session's processes in the order the server starts them; it knows which
-    steps it asked for, so it knows whether another process is due."""
+@main.command(name="follow-up")
+@click.argument("session_id", metavar="SESSION")
+@click.option("--prompt", required=True, help="The new turn's prompt.")
+@_follow_options
+@_connection_options
+def follow_up(
+    session_id: str,
+    prompt: str,
+    follow: FollowOptions,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Start a new agent turn in SESSION (it resumes the agent's session) and follow it like
+    `run`: its output, its approvals, then the cleanup script if the session has one."""
+    from execlog.terminal.follower import SessionFollower
 
-    def __init__(
-        self, client: ExeclogClient, session: SessionInfo, *, normalized: bool, quiet: bool
-    ) -> None:
-        self._client = client
-        self._session = session
-        self._normalized = normalized
-        self._quiet = quiet
-        self._seen: set[str] = set()
-        self._interrupted = False
+    with _reported_client_errors(), _open_client(server, token) as client:
+        earlier = [p.id for p in client.get_session(session_id).processes]
+        follower = SessionFollower(client, follow)
+        follower.subscribe()
+        process = client.follow_up(session_id, prompt)
+        sys.exit(follower.follow(session_id, process, earlier))
 
-    def run(self, *, has_cleanup: bool) -> int:
-        """Follow every step; the exit code of `execlog run` (docs/cli.md, "Exit codes")."""
-        process: ProcessInfo | None = self._session.processes[0]
-        main_process: ProcessInfo | None = None
-        while process is not None:
-            ended = self._follow_process(process)
-            if ended.run_reason in ("codingagent", "script"):
-                main_process = ended
-            elif ended.status != "completed":
-                self._note(
-                    f"{_STEP_NAMES.get(ended.run_reason, ended.run_reason)} {ended.status}"
-                    + (f" (exit code {ended.exit_code})" if ended.exit_code else "")
-                )
-            process = None
-            if ended.status == "killed" or self._interrupted:
-                break
-            if ended.run_reason == "setupscript":
-                if ended.status != "completed":
-                    return _exit_code_of(ended)
-                process = self._wait_for_next("codingagent", "script")
-            elif has_cleanup and ended.run_reason != "cleanupscript":
-                process = self._wait_for_next("cleanupscript")
-        if main_process is None:
-            return EXIT_KILLED
-        return _exit_code_of(main_process)
 
-    def _follow_process(self, process: ProcessInfo) -> ProcessInfo:
-        """Print one process's output from its first entry; Ctrl-C stops it, then the rest of
-        its output is printed. Returns the process once it has ended."""
-        from execlog.console import LogPrinter
+@main.command()
+@click.option("--running", is_flag=True, help="Only sessions with a process running.")
+@click.option("--json", "as_json", is_flag=True, help="The API's JSON (GET /api/sessions).")
+@_connection_options
+def sessions(running: bool, as_json: bool, server: str | None, token: str | None) -> None:
+    """List sessions, newest first: status, executor, age, duration, prompt or command."""
+    from execlog.terminal.listing import render_sessions, session_status
 
-        self._seen.add(process.id)
-        step = _STEP_NAMES.get(process.run_reason, process.run_reason)
-        self._note(f"{step} process {process.id} (session {self._session.id})")
-        agent = process.run_reason == "codingagent"
-        channel: Channel = "normalized" if self._normalized and agent else "raw"
-        printer = LogPrinter(channel, sys.stdout, sys.stderr)
+    with _reported_client_errors(), _open_client(server, token) as client:
+        listed = client.list_sessions()
+    if running:
+        listed = [s for s in listed if session_status(s) == "running"]
+    if as_json:
+        click.echo(json.dumps(listed, indent=2))
+    else:
+        click.echo(render_sessions(listed))
+
+
+main.add_command(sessions, name="ps")
+
+
+@main.command()
+@click.argument("session_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="The API's JSON (GET /api/sessions/ID).")
+@_connection_options
+def show(session_id: str, as_json: bool, server: str | None, token: str | None) -> None:
+    """Show one session: its processes and the approvals they wait for."""
+    from execlog.terminal.listing import render_session
+
+    with _reported_client_errors(), _open_client(server, token) as client:
+        session = client.get_session_data(session_id)
+        approvals = client.list_approvals()
+    if as_json:
+        click.echo(json.dumps(session, indent=2))
+    else:
+        click.echo(render_session(session, approvals))
+
+
+@main.command()
+@click.argument("approval_id", metavar="ID")
+@_connection_options
+def approve(approval_id: str, server: str | None, token: str | None) -> None:
+    """Let a tool call that waits for approval run (ID: its approval id)."""
+    with _reported_client_errors(), _open_client(server, token) as client:
+        approval = client.respond_approval(approval_id, approved=True)
+    click.echo(f"approved {approval.tool_name} ({approval.id})")
+
+
+@main.command()
+@click.argument("approval_id", metavar="ID")
+@click.option("--reason", help="Told to the agent.")
+@_connection_options
+def deny(approval_id: str, reason: str | None, server: str | None, token: str | None) -> None:
+    """Refuse a tool call that waits for approval (ID: its approval id)."""
+    with _reported_client_errors(), _open_client(server, token) as client:
+        approval = client.respond_approval(approval_id, approved=False, reason=reason)
+    click.echo(f"denied {approval.tool_name} ({approval.id})")
+
+
+@main.command()
+@click.argument("target_id", metavar="ID")
+@_connection_options
+def stop(target_id: str, server: str | None, token: str | None) -> None:
+    """Stop an execution process, or the running process of a session (ID: either)."""
+    from execlog.client import ApiError
+
+    with _reported_client_errors(), _open_client(server, token) as client:
         try:
-            _follow(self._client, process.id, printer)
-        except KeyboardInterrupt:
-            self._interrupted = True
-            self._note(f"stopping process {process.id} (Ctrl-C again to leave it running)")
-            self._client.stop(process.id)
-            _follow(self._client, process.id, printer)
-        return self._wait_until_ended(process.id)
-
-    def _wait_until_ended(self, process_id: str) -> ProcessInfo:
-        # `finished` comes just before the status changes (CONTRACT.md, "Concepts").
-        for _ in _bounded_backoff(f"process {process_id} to end"):
-            process = self._client.get_process(process_id)
-            if process.status != "running":
-                return process
-        raise AssertionError("unreachable")
-
-    def _wait_for_next(self, *run_reasons: str) -> ProcessInfo:
-        what = " or ".join(_STEP_NAMES.get(r, r) for r in run_reasons)
-        for _ in _bounded_backoff(f"the {what} to start"):
-            session = self._client.get_session(self._session.id)
-            for process in session.processes:
-                if process.id not in self._seen and process.run_reason in run_reasons:
-                    return process
-        raise AssertionError("unreachable")
-
-    def _note(self, text: str) -> None:
-        if not self._quiet:
-            click.echo(f"execlog: {text}", err=True)
-
-
-def _bounded_backoff(waiting_for: str) -> Iterator[None]:
-    """Yields until the caller returns: 10 ms, doubling to 250 ms, for at most 30 s."""
-    deadline = time.monotonic() + _NEXT_PROCESS_TIMEOUT_SECONDS
-    delay = 0.01
-    while True:
-        yield
-        if time.monotonic() >= deadline:
-            raise _ClientFailure(
-                f"gave up waiting for {waiting_for} after {_NEXT_PROCESS_TIMEOUT_SECONDS:g} s"
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
-
-
-def _exit_code_of(process: ProcessInfo) -> int:
-    """completed → 0; failed → its exit code (1 when it has none, 128+N for signal N);
-    killed → 130."""
-    if process.status == "completed":
-        return 0
-    if process.status == "killed":
-        return EXIT_KILLED
-    code = process.exit_code
-    if code is None or code == 0:
-        return 1
-    return 128 - code if code < 0 else min(code, 255)
+            stopped = [client.stop(target_id)]
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            try:
+                session = client.get_session(target_id)
+            except ApiError as again:
+                if again.status == 404:
+                    raise _ClientFailure(f"no session or execution process {target_id}") from None
+                raise
+            stopped = [client.stop(p.id) for p in session.processes if p.status == "running"]
+    if not stopped:
+        click.echo(f"nothing running in session {target_id}")
+    for process in stopped:
+        click.echo(f"{process.id} {process.status}")
 
 
 # --- legacy history: backfill, cleanup, import (docs/migrating.md) ---------------------------

@@ -20,12 +20,14 @@ from execlog.protocol import Channel
 
 __all__ = [
     "ApiError",
+    "ApprovalInfo",
     "ClientError",
     "ExeclogClient",
     "LogEntry",
     "LogTail",
     "MAX_PAGE_SIZE",
     "ProcessInfo",
+    "ServerEvent",
     "ServerUnreachableError",
     "SessionInfo",
     "StreamClosedError",
@@ -46,7 +48,9 @@ class ClientError(Exception):
 
 class ServerUnreachableError(ClientError):
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"cannot reach execlog server at {url}: {reason}")
+        super().__init__(
+            f"cannot reach execlog server at {url}: {reason} (is it running? `execlog serve`)"
+        )
         self.url = url
         self.reason = reason
 
@@ -110,6 +114,10 @@ class ProcessInfo:
     status: str
     exit_code: int | None
     agent_session_id: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    prompt: str | None = None
+    command: list[str] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProcessInfo:
@@ -120,6 +128,10 @@ class ProcessInfo:
             status=data["status"],
             exit_code=data.get("exit_code"),
             agent_session_id=data.get("agent_session_id"),
+            started_at=data.get("started_at"),
+            completed_at=data.get("completed_at"),
+            prompt=data.get("prompt"),
+            command=data.get("command"),
         )
 
 
@@ -129,6 +141,8 @@ class SessionInfo:
     executor: str
     working_dir: str | None
     processes: list[ProcessInfo] = field(default_factory=list)
+    created_at: str | None = None
+    active: bool = False  # the server's chain of processes for it is underway
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SessionInfo:
@@ -137,7 +151,46 @@ class SessionInfo:
             executor=data["executor"],
             working_dir=data.get("working_dir"),
             processes=[ProcessInfo.from_json(p) for p in data.get("processes", [])],
+            created_at=data.get("created_at"),
+            active=bool(data.get("active", False)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalInfo:
+    """A tool call's request to run (``GET /api/approvals``); ``status`` is ``pending``,
+    ``approved``, ``denied`` or ``timed_out``."""
+
+    id: str
+    execution_process_id: str
+    tool_name: str
+    tool_input: Any
+    status: str
+    reason: str | None = None
+    timeout_at: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ApprovalInfo:
+        return cls(
+            id=data["id"],
+            execution_process_id=data["execution_process_id"],
+            tool_name=data["tool_name"],
+            tool_input=data.get("tool_input"),
+            status=data["status"],
+            reason=data.get("reason"),
+            timeout_at=data.get("timeout_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    """One event of ``GET /api/events``: ``kind`` is its ``type`` (``session_created``,
+    ``session_updated``, ``process_updated``, ``approval_updated``, ``resync``), ``data`` the
+    whole decoded event. The stream's first item is ``connected``: from then on nothing is
+    missed."""
+
+    kind: str
+    data: dict[str, Any]
 
 
 class ExeclogClient:
@@ -275,7 +328,14 @@ class ExeclogClient:
         return SessionInfo.from_json(self._request("POST", "/api/sessions", json=body))
 
     def get_session(self, session_id: str) -> SessionInfo:
-        return SessionInfo.from_json(self._request("GET", f"/api/sessions/{session_id}"))
+        return SessionInfo.from_json(self.get_session_data(session_id))
+
+    def get_session_data(self, session_id: str) -> dict[str, Any]:
+        """``GET /api/sessions/{id}`` as the server sends it."""
+        session: dict[str, Any] = self._request(
+            "GET", f"/api/sessions/{quote(session_id, safe='')}"
+        )
+        return session
 
     def get_process(self, process_id: str) -> ProcessInfo:
         return ProcessInfo.from_json(self._request("GET", _process_path(process_id)))
@@ -283,6 +343,51 @@ class ExeclogClient:
     def stop(self, process_id: str) -> ProcessInfo:
         """Stop a running process; returns it ended (``killed``), or as it was if it had ended."""
         return ProcessInfo.from_json(self._request("POST", f"{_process_path(process_id)}/stop"))
+
+    def list_sessions(self) -> list[dict[str, Any]]:
+        """``GET /api/sessions`` as the server sends it (newest first), for listings and JSON."""
+        sessions: list[dict[str, Any]] = self._request("GET", "/api/sessions")
+        return sessions
+
+    def follow_up(self, session_id: str, prompt: str) -> ProcessInfo:
+        """A new agent turn that resumes the agent's session; returns its process (running)."""
+        path = f"/api/sessions/{quote(session_id, safe='')}/follow-up"
+        return ProcessInfo.from_json(self._request("POST", path, json={"prompt": prompt}))
+
+    # --- approvals ------------------------------------------------------------------------
+
+    def list_approvals(self, process_id: str | None = None) -> list[ApprovalInfo]:
+        params = {} if process_id is None else {"execution_process_id": process_id}
+        data = self._request("GET", "/api/approvals", params=params)
+        return [ApprovalInfo.from_json(item) for item in data]
+
+    def respond_approval(
+        self, approval_id: str, *, approved: bool, reason: str | None = None
+    ) -> ApprovalInfo:
+        """Approve or deny; ``ApiError`` 409 when it was already decided (or timed out)."""
+        path = f"/api/approvals/{quote(approval_id, safe='')}/respond"
+        body = {"approved": approved, "reason": reason}
+        return ApprovalInfo.from_json(self._request("POST", path, json=body))
+
+    # --- session events -------------------------------------------------------------------
+
+    def iter_events(self) -> Generator[ServerEvent, None, None]:
+        """``GET /api/events`` (server-sent events) until the caller stops or the server goes;
+        the first item, ``connected``, says the subscription is live."""
+        # The server sends a keep-alive comment every 15 s: a read timeout well above it.
+        timeout = httpx.Timeout(self._timeout, read=max(self._timeout, 60.0))
+        try:
+            with self._http.stream("GET", "/api/events", timeout=timeout) as response:
+                if response.status_code >= 400:
+                    raise _error_from_handshake(response.status_code, response.read())
+                for line in response.iter_lines():
+                    if line.startswith(": connected"):
+                        yield ServerEvent("connected", {})
+                    elif line.startswith("data:"):
+                        event = json.loads(line[len("data:") :])
+                        yield ServerEvent(str(event.get("type")), event)
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(self.base_url, _describe(exc)) from None
 
     # --- plumbing -------------------------------------------------------------------------
 

@@ -10,7 +10,13 @@ from typing import Any, Final, TextIO
 from execlog.client import LogEntry, LogTail, StreamFrame
 from execlog.protocol import Channel
 
-__all__ = ["UPDATE_MARK", "LogPrinter", "format_normalized_entry"]
+__all__ = [
+    "UPDATE_MARK",
+    "LogPrinter",
+    "describe_tool_status",
+    "format_normalized_entry",
+    "tool_subject",
+]
 
 UPDATE_MARK: Final = "(update)"
 _INDENT: Final = "  "
@@ -60,12 +66,20 @@ def _with_label(label: str, body: str, update: bool) -> str:
 
 
 def _describe_tool(entry_type: dict[str, Any], content: str) -> str:
+    subject = tool_subject(entry_type, content)
+    return f"{subject} ({describe_tool_status(entry_type)})".lstrip()
+
+
+def tool_subject(entry_type: dict[str, Any], content: str) -> str:
+    """What a tool call acts on: the entry's own text, else its command, path, query or URL."""
     action = entry_type.get("action_type") or {}
-    subject = content or str(action.get(_ACTION_SUBJECTS.get(action.get("action", ""), ""), ""))
-    return f"{subject} ({_describe_status(entry_type.get('status') or {}, action)})".lstrip()
+    return content or str(action.get(_ACTION_SUBJECTS.get(action.get("action", ""), ""), ""))
 
 
-def _describe_status(status: dict[str, Any], action: dict[str, Any]) -> str:
+def describe_tool_status(entry_type: dict[str, Any]) -> str:
+    """``success``, ``failed, exit code 1``, ``denied: <reason>``, ``pending approval``, ..."""
+    status: dict[str, Any] = entry_type.get("status") or {}
+    action: dict[str, Any] = entry_type.get("action_type") or {}
     name = str(status.get("status", "unknown"))
     if name == "denied" and status.get("reason"):
         return f"denied: {status['reason']}"

@@ -271,7 +271,8 @@ def test_run_demo_agent_prints_the_conversation(
     records = split_records(result.stdout)
     assert records[0].startswith("[system] ")
     assert any(r.startswith("[assistant] ") for r in records)
-    assert any(r.startswith("[tool Bash] (update) ") and r.endswith("(success)") for r in records)
+    assert any(r.startswith("[tool Bash] ") and r.endswith("(success)") for r in records)
+    assert not any(UPDATE_MARK in r for r in records)  # streamed text is printed once, whole
     assert records[-1].startswith("[system] Finished")
 
 
@@ -325,10 +326,18 @@ def test_bad_run_request_is_a_usage_error(server: LiveServer) -> None:
 
 def test_unreachable_server_is_exit_1(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    for args in (["logs", str(uuid.uuid4()), "-f"], ["run", "--", "true"]):
+    for args in (
+        ["logs", str(uuid.uuid4()), "-f"],
+        ["run", "--", "true"],
+        ["sessions"],
+        ["show", str(uuid.uuid4())],
+        ["approve", str(uuid.uuid4())],
+        ["stop", str(uuid.uuid4())],
+    ):
         result = run_cli(url, *args)
         assert result.returncode == 1
         assert result.stderr.startswith(f"Error: cannot reach execlog server at {url}: ")
+        assert "`execlog serve`" in result.stderr  # what to do about it
         assert "Traceback" not in result.stderr
 
 
@@ -348,6 +357,55 @@ def test_token_from_the_environment_reaches_http_and_websocket(
     assert by_option.stdout == "hi\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "{id}"], "Error: session {id} not found\n"),
+        (["approve", "{id}"], "Error: approval {id} not found\n"),
+        (["deny", "{id}", "--reason", "no"], "Error: approval {id} not found\n"),
+        (["stop", "{id}"], "Error: no session or execution process {id}\n"),
+        (["follow-up", "{id}", "--prompt", "p"], "Error: session {id} not found\n"),
+    ],
+)
+def test_unknown_ids_are_named(server: LiveServer, args: list[str], message: str) -> None:
+    unknown = str(uuid.uuid4())
+    result = run_cli(server.url, *[a.format(id=unknown) for a in args])
+    assert (result.returncode, result.stderr) == (1, message.format(id=unknown))
+
+
+def test_a_refused_token_is_named_by_every_command(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(auth_token="s3cret-s3cret-s3cret")
+    for args in (["sessions"], ["run", "--", "true"], ["show", str(uuid.uuid4())]):
+        result = run_cli(server.url, *args, EXECLOG_AUTH_TOKEN="wrong-wrong-wrong-wrong")
+        assert (result.returncode, result.stderr) == (
+            1,
+            "Error: missing or wrong token (EXECLOG_AUTH_TOKEN)\n",
+        )
+
+
 def test_tail_must_be_a_count(server: LiveServer) -> None:
     result = run_cli(server.url, "logs", str(uuid.uuid4()), "--tail", "-2")
     assert result.returncode == 2 and "--tail" in result.stderr
+
+
+def test_shell_completion_is_clicks_own() -> None:
+    # The installed console script: click derives _EXECLOG_COMPLETE from its name.
+    execlog = [str(Path(sys.executable).parent / "execlog")]
+    script = subprocess.run(
+        execlog,
+        env=cli_env(None, _EXECLOG_COMPLETE="bash_source"),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+    assert script.returncode == 0 and "_execlog_completion" in script.stdout
+    words = subprocess.run(
+        execlog,
+        env=cli_env(
+            None, COMP_WORDS="execlog se", COMP_CWORD="1", _EXECLOG_COMPLETE="bash_complete"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+    assert words.stdout.split() == ["plain,serve", "plain,sessions"]

@@ -123,6 +123,7 @@ class Supervisor:
         steps.extend(self._cleanup_steps(session))
         first = await self._start_step(session, steps[0])
         session.processes.append(first)
+        session.active = True
         self._bus.publish("session_created", session=session_to_json(session))
         self._chains[session.id] = asyncio.create_task(self._run_chain(session, first, steps[1:]))
         return session
@@ -147,6 +148,7 @@ class Supervisor:
         sessions = await asyncio.to_thread(self._repository.list_sessions)
         for session in sessions:
             session.processes = [self._live_view(p) for p in session.processes]
+            session.active = self._chain_active(session.id)
         return sessions
 
     async def get_session(self, session_id: str) -> SessionRecord:
@@ -154,6 +156,7 @@ class Supervisor:
         if session is None:
             raise SessionNotFoundError(session_id)
         session.processes = [self._live_view(p) for p in session.processes]
+        session.active = self._chain_active(session.id)
         return session
 
     def _live_view(self, record: ProcessRecord) -> ProcessRecord:
@@ -245,16 +248,30 @@ class Supervisor:
         self, session: SessionRecord, first: ProcessRecord, rest: list[_Step]
     ) -> None:
         """Setup must succeed for the agent to run; cleanup runs after the agent whatever its
-        result, unless the agent was stopped."""
-        current = first
-        for step in rest:
+        result, unless the agent was stopped. Its end is published (``session_updated``,
+        ``active`` false) so that clients follow the chain without knowing these rules."""
+        try:
+            current = first
+            for step in rest:
+                await self._wait_done(current)
+                if current.status == "killed":
+                    return
+                if current.run_reason == "setupscript" and current.status != "completed":
+                    return
+                current = await self._start_step(session, step)
             await self._wait_done(current)
-            if current.status == "killed":
-                return
-            if current.run_reason == "setupscript" and current.status != "completed":
-                return
-            current = await self._start_step(session, step)
-        await self._wait_done(current)
+        finally:
+            await self._publish_chain_end(session.id)
+
+    async def _publish_chain_end(self, session_id: str) -> None:
+        try:
+            record = await asyncio.to_thread(self._repository.fetch_session, session_id)
+        except Exception:  # the database is down: clients still learn that the chain ended
+            logger.warning("session %s: could not read it for its end event", session_id)
+            record = None
+        shown = session_to_json(record) if record is not None else {"id": session_id}
+        # This task is still running, so _chain_active would still say True.
+        self._bus.publish("session_updated", session={**shown, "active": False})
 
     async def _wait_done(self, record: ProcessRecord) -> None:
         running = self._running.get(record.id)
@@ -273,6 +290,7 @@ class Supervisor:
             completed_at=None,
             agent_session_id=None,
             action={"executor": session.executor, "argv": step.argv},
+            prompt=step.prompt,
         )
         # Stores first: once the row is visible as running, its streams must be live.
         raw, normalized = self._registry.create(

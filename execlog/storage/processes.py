@@ -38,6 +38,7 @@ class ProcessRecord:
     completed_at: int | None
     agent_session_id: str | None
     action: dict[str, Any] = field(default_factory=dict)
+    prompt: str | None = None  # a coding-agent turn's prompt
 
 
 @dataclass(slots=True)
@@ -49,6 +50,8 @@ class SessionRecord:
     setup_script: str | None = None
     cleanup_script: str | None = None
     processes: list[ProcessRecord] = field(default_factory=list)
+    # Not stored: the supervisor sets it while the session's chain of processes is underway.
+    active: bool = False
 
 
 _PROCESS_COLUMNS = (
@@ -61,6 +64,7 @@ _PROCESS_COLUMNS = (
     execution_processes.c.completed_at,
     execution_processes.c.executor_action,
     coding_agent_turns.c.agent_session_id,
+    coding_agent_turns.c.prompt,
 )
 _PROCESS_FROM = execution_processes.outerjoin(
     coding_agent_turns, coding_agent_turns.c.execution_process_id == execution_processes.c.id
@@ -78,6 +82,7 @@ def _process_from_row(row: Any) -> ProcessRecord:
         completed_at=row.completed_at,
         agent_session_id=row.agent_session_id,
         action=json.loads(row.executor_action),
+        prompt=row.prompt,
     )
 
 

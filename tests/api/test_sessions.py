@@ -97,7 +97,15 @@ async def test_list_is_newest_first_and_get_matches(app_client: Callable[..., An
     got = (await client.get(f"/api/sessions/{first['id']}")).json()
     assert got["success"] is True and got["message"] is None
     assert got["data"]["id"] == first["id"]
-    assert set(got["data"]) == {"id", "executor", "working_dir", "created_at", "processes"}
+    # The contract's keys, plus `active` (docs/api.md).
+    assert set(got["data"]) == {
+        "id",
+        "executor",
+        "working_dir",
+        "created_at",
+        "processes",
+        "active",
+    }
     process = got["data"]["processes"][0]
     assert set(process) == {
         "id",
@@ -108,7 +116,11 @@ async def test_list_is_newest_first_and_get_matches(app_client: Callable[..., An
         "started_at",
         "completed_at",
         "agent_session_id",
+        "prompt",
+        "command",
     }
+    assert process["command"] == first["processes"][0]["command"]
+    assert process["command"][-1] == "print(1)" and process["prompt"] is None
 
 
 async def test_stop_kills_a_running_process(app_client: Callable[..., Any]) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pexpect
@@ -216,3 +217,39 @@ def test_run_without_a_terminal_never_reads_stdin(server: LiveServer) -> None:
         timeout=CLI_TIMEOUT_SECONDS,
     )
     assert (proc.returncode, proc.stdout) == (0, "hi\n")
+
+
+@pytest.mark.timeout(120)
+def test_several_pending_approvals_are_asked_one_at_a_time(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    agent = Path(__file__).parent / "agents" / "two_approvals.py"
+    server = live_server(claude_command=f"{sys.executable} {agent}")
+    run = spawn_in_terminal(
+        server.url, "run", "--executor", "claude-code", "--prompt", "tidy", "--normalized"
+    )
+    run.expect(r"(Bash|Write) wants to run: ")
+    first = run.match.group(1)
+    run.expect_exact("Allow? [y/N]")
+    run.sendline("y")
+    run.expect_exact("execlog: approved")
+    assert "Allow?" not in (run.before or "")  # the second one waits for the first answer
+    run.expect(r"(Bash|Write) wants to run: ")
+    second = run.match.group(1)
+    run.expect_exact("Allow? [y/N]")
+    run.sendline("n")
+    run.expect_exact("Reason (optional")
+    run.sendline("")
+    run.expect_exact("execlog: denied")
+    assert end_of(run) == 0
+    assert {first, second} == {"Bash", "Write"}
+    with ExeclogClient(server.url) as client:
+        process_id = client.list_sessions()[0]["processes"][0]["id"]
+        entries = client.fetch_tail(process_id, "normalized").entries
+    statuses = {
+        e.entry["content"]["entry_type"]["tool_name"]: e.entry["content"]["entry_type"]["status"]
+        for e in entries
+        if e.entry["content"]["entry_type"]["type"] == "tool_use"
+    }
+    assert statuses[first] == {"status": "success"}
+    assert statuses[second] == {"status": "denied", "reason": None}

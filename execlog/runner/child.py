@@ -1,6 +1,8 @@
 """One child process in its own process group: start it, pump stdout and stderr through line
 splitters into an async handler (whose slowness back-pressures the child), wait for its end with
 every line delivered, and stop the whole group (SIGTERM, then SIGKILL after a grace period).
+A line still without its newline after ``PARTIAL_LINE_DELAY`` goes to a second handler, again
+at most that often while it grows, so progress bars are visible live (CONTRACT.md).
 """
 
 from __future__ import annotations
@@ -16,9 +18,22 @@ from execlog.errors import ExeclogError
 from execlog.protocol import OutputStream
 from execlog.runner.lines import LineSplitter
 
-__all__ = ["ChildExit", "ChildProcess", "ChildStartError", "OutputHandler"]
+__all__ = [
+    "ChildExit",
+    "ChildProcess",
+    "ChildStartError",
+    "OutputHandler",
+    "PARTIAL_LINE_DELAY",
+    "PartialLineHandler",
+]
 
 OutputHandler = Callable[[OutputStream, list[str]], Awaitable[None]]
+# Receives the text of the line still being written; the next complete line delivered on that
+# stream is its end (or, for a line longer than max_line_bytes, its first piece).
+PartialLineHandler = Callable[[OutputStream, str], Awaitable[None]]
+
+# CONTRACT.md: "a line still without its newline after 250 ms is appended as an entry".
+PARTIAL_LINE_DELAY: Final = 0.25
 
 READ_SIZE: Final = 65_536
 # After the child exits, a stream that stays silent this long while still open is held by a
@@ -52,10 +67,12 @@ class ChildProcess:
         process: asyncio.subprocess.Process,
         on_output: OutputHandler,
         max_line_bytes: int,
+        on_partial_line: PartialLineHandler | None = None,
     ) -> None:
         self._transport = transport
         self._process = process
         self._on_output = on_output
+        self._on_partial_line = on_partial_line
         self._max_line_bytes = max_line_bytes
         self.pid = process.pid
         self.stdin = process.stdin
@@ -84,6 +101,7 @@ class ChildProcess:
         env: Mapping[str, str] | None,
         on_output: OutputHandler,
         max_line_bytes: int,
+        on_partial_line: PartialLineHandler | None = None,
     ) -> ChildProcess:
         """Start ``argv`` in a new session (own process group) with piped stdin/stdout/stderr."""
         if not argv:
@@ -112,7 +130,7 @@ class ChildProcess:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise ChildStartError(f"cannot start {argv[0]}: {reason}") from exc
         process = asyncio.subprocess.Process(transport, protocol, loop)
-        return cls(transport, process, on_output, max_line_bytes)
+        return cls(transport, process, on_output, max_line_bytes, on_partial_line)
 
     @property
     def returncode(self) -> int | None:
@@ -139,16 +157,45 @@ class ChildProcess:
     async def _pump(self, stream: OutputStream, reader: asyncio.StreamReader) -> None:
         splitter = LineSplitter(self._max_line_bytes)
         loop = asyncio.get_running_loop()
+        on_partial_line = self._on_partial_line
+        # Loop time at which the unterminated tail is (again) to be shown; None when not due.
+        partial_due: float | None = None
+        partial_shown = False  # the current unterminated line has been shown already
         try:
             while True:
-                self._idle_since[stream] = loop.time()
-                chunk = await reader.read(READ_SIZE)
-                self._idle_since[stream] = None
-                if not chunk:
-                    break
-                lines = splitter.feed(chunk)
-                if lines:
-                    await self._on_output(stream, lines)
+                if self._idle_since[stream] is None:
+                    self._idle_since[stream] = loop.time()
+                if partial_due is None:
+                    chunk = await reader.read(READ_SIZE)
+                else:
+                    try:
+                        # StreamReader.read is cancellation-safe: data stays in its buffer.
+                        async with asyncio.timeout_at(partial_due):
+                            chunk = await reader.read(READ_SIZE)
+                    except TimeoutError:
+                        chunk = None
+                if chunk is not None:
+                    self._idle_since[stream] = None
+                    if not chunk:
+                        break
+                    lines = splitter.feed(chunk)
+                    if lines:
+                        partial_shown = False
+                        partial_due = None
+                        await self._on_output(stream, lines)
+                    if on_partial_line is None or not splitter.pending_bytes:
+                        partial_due = None
+                        continue
+                    if partial_due is None:
+                        partial_due = loop.time() + PARTIAL_LINE_DELAY
+                    if loop.time() < partial_due:
+                        continue  # a steady flow never times out the read: check here too
+                assert on_partial_line is not None
+                partial_due = None
+                text = splitter.pending_text()
+                if text or partial_shown:
+                    await on_partial_line(stream, text)
+                    partial_shown = True
             lines = splitter.finish()
             if lines:
                 await self._on_output(stream, lines)

@@ -3,6 +3,8 @@
 Lines end at ``\\n`` (a trailing ``\\r`` is dropped), decode as UTF-8 with replacement, and a line
 longer than ``max_line_bytes`` comes out as several pieces cut at character boundaries — never
 dropped (CONTRACT.md, ``EXECLOG_MAX_LINE_BYTES``). The work is done by ``bytes`` methods in C.
+The unterminated tail can be previewed (``pending_text``) so a line still being written, such as a
+``\\r`` progress bar, is visible live before its newline (issue 9, "Live partial lines").
 """
 
 from __future__ import annotations
@@ -43,6 +45,21 @@ class LineSplitter:
         if len(self._pending) > self._limit + 1:
             lines.extend(self._cut_long_pending())
         return lines
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the unterminated tail: at most ``max_line_bytes + 1`` between calls."""
+        return len(self._pending)
+
+    def pending_text(self) -> str:
+        """The unterminated tail as the line it would be if it ended now: a trailing ``\\r`` and
+        an incomplete trailing UTF-8 character (the rest is still in the pipe) are left out."""
+        pending = self._pending
+        end = len(pending)
+        if end and pending[end - 1] == 0x0D:
+            end -= 1
+        end = _complete_prefix_end(pending, end)
+        return pending[:end].decode("utf-8", "replace")
 
     def finish(self) -> list[str]:
         """The trailing partial line, if any (the stream ended without a final newline)."""
@@ -108,6 +125,23 @@ class LineSplitter:
             start = end
         del pending[:start]
         return pieces
+
+
+def _complete_prefix_end(data: bytearray, end: int) -> int:
+    """``end``, moved back before a UTF-8 character that starts but does not complete there."""
+    for back in (1, 2, 3):
+        position = end - back
+        if position < 0:
+            break
+        byte = data[position]
+        if byte & _CONTINUATION_MASK == _CONTINUATION_BITS:
+            continue  # a continuation byte: its lead is further back
+        if byte >= 0xC0:
+            # A lead byte: 110xxxxx needs 2 bytes, 1110xxxx 3, 11110xxx 4.
+            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return position if back < needed else end
+        return end
+    return end
 
 
 def _find_cut(data: bytes | bytearray, start: int, limit: int) -> int:

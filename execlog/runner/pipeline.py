@@ -77,6 +77,8 @@ class ProcessPipeline:
         self._overrides: dict[str, dict[str, Any]] = {}
         self._key_added = asyncio.Event()
         self._turn_tasks: set[asyncio.Task[None]] = set()
+        # Raw index of the line each stream shows before its newline: its end replaces it.
+        self._partial_lines: dict[OutputStream, int] = {}
 
     @property
     def tracked_keys(self) -> tuple[int, int]:
@@ -93,6 +95,11 @@ class ProcessPipeline:
         entries = batch.entries if self._write_entries else None
         legacy = batch.legacy if self._write_legacy else None
         normalizer = self._normalizer
+        if self._partial_lines:
+            index = self._partial_lines.pop(stream, None)
+            if index is not None:
+                self._end_partial_line(stream, lines[0], index, batch)
+                lines = lines[1:]
         for line in lines:
             if legacy is None:
                 payload = encode_raw_entry(stream, line)
@@ -106,6 +113,35 @@ class ProcessPipeline:
                 for event in normalizer.feed(stream, line):
                     self._apply(event, batch)
         await batch.submit(self._writer)
+
+    async def handle_partial_line(self, stream: OutputStream, text: str) -> None:
+        """The child's on_partial_line callback: the line still being written is appended as a
+        raw entry, then replaced in place as it grows. Entry rows follow it (what a client saw
+        is what is stored); the legacy JSONL and the normalizer get the line once it ends."""
+        payload = encode_raw_entry(stream, text)
+        index = self._partial_lines.get(stream)
+        if index is None:
+            index = self.raw.append(payload)
+            self._partial_lines[stream] = index
+        else:
+            self.raw.replace(index, payload)
+        if self._write_entries:
+            await self._writer.submit_many([EntryWrite(self.process_id, "raw", index, payload)])
+
+    def _end_partial_line(
+        self, stream: OutputStream, line: str, index: int, batch: _WriteBatch
+    ) -> None:
+        if self._write_legacy:
+            payload, legacy_line = encode_raw_entry_and_legacy_line(stream, line)
+            batch.legacy.append(legacy_line)
+        else:
+            payload = encode_raw_entry(stream, line)
+        self.raw.replace(index, payload)
+        if self._write_entries:
+            batch.entries.append(EntryWrite(self.process_id, "raw", index, payload))
+        if self._normalizer is not None:
+            for event in self._normalizer.feed(stream, line):
+                self._apply(event, batch)
 
     def _apply(self, event: NormalizerEvent, batch: _WriteBatch) -> None:
         if isinstance(event, EntryPatch):

@@ -325,6 +325,7 @@ class Supervisor:
                 cwd=session.working_dir,
                 env=self._child_env(session, process_id),
                 on_output=pipeline.handle_output,
+                on_partial_line=pipeline.handle_partial_line,
                 max_line_bytes=self._settings.max_line_bytes,
             )
         except ChildStartError as exc:

@@ -269,3 +269,83 @@ async def test_slow_handler_still_receives_everything() -> None:
     )
     assert (await child.wait()).status == "completed"
     assert received == [str(i) for i in range(200_000)]
+
+
+async def test_a_line_without_newline_is_shown_after_the_delay_then_ended() -> None:
+    """A progress bar: shown once it waits PARTIAL_LINE_DELAY for its newline, shown again as it
+    grows, and its end is delivered as an ordinary line."""
+    collector = Collector()
+    partials: list[tuple[float, str]] = []
+    loop = asyncio.get_running_loop()
+
+    async def on_partial(stream: OutputStream, text: str) -> None:
+        assert stream == "stdout"
+        partials.append((loop.time(), text))
+        collector.changed.set()
+
+    code = (
+        "import sys, time\n"
+        "print('head', flush=True)\n"
+        "sys.stdout.write('\\r 10%'); sys.stdout.flush()\n"
+        "sys.stdin.readline()\n"  # released by the test
+        "sys.stdout.write('\\r 20%'); sys.stdout.flush()\n"
+        "sys.stdin.readline()\n"
+        "sys.stdout.write('\\r100%\\n'); sys.stdout.flush()\n"
+    )
+    child = await ChildProcess.start(
+        [sys.executable, "-c", code],
+        cwd=None,
+        env=None,
+        on_output=collector,
+        max_line_bytes=1024,
+        on_partial_line=on_partial,
+    )
+    try:
+        await collector.wait_for(lambda: collector.lines["stdout"] == ["head"])
+        started = loop.time()
+        await collector.wait_for(lambda: len(partials) == 1)
+        assert partials[0][1] == "\r 10%"
+        # Not before the delay (measured from after "head" arrived, so a lower bound).
+        assert partials[0][0] - started >= child_module.PARTIAL_LINE_DELAY * 0.8
+        assert child.stdin is not None
+        child.stdin.write(b"\n")
+        await collector.wait_for(lambda: len(partials) == 2)
+        assert partials[1][1] == "\r 10%\r 20%"
+        child.stdin.write(b"\n")
+        exit_ = await asyncio.wait_for(child.wait(), timeout=10)
+        assert exit_.status == "completed"
+        assert collector.lines["stdout"] == ["head", "\r 10%\r 20%\r100%"]
+        assert len(partials) == 2
+    finally:
+        await child.stop(1)
+
+
+async def test_a_steady_flow_without_newline_is_still_shown() -> None:
+    """Bytes that keep coming never time out the read: the delay is checked after reads too."""
+    partials: list[str] = []
+
+    async def on_partial(stream: OutputStream, text: str) -> None:
+        partials.append(text)
+
+    code = (
+        "import sys, time\n"
+        "end = time.monotonic() + 1.0\n"
+        "while time.monotonic() < end:\n"
+        "    sys.stdout.write('.'); sys.stdout.flush(); time.sleep(0.01)\n"
+        "print()\n"
+    )
+    collector = Collector()
+    child = await ChildProcess.start(
+        [sys.executable, "-c", code],
+        cwd=None,
+        env=None,
+        on_output=collector,
+        max_line_bytes=1 << 20,
+        on_partial_line=on_partial,
+    )
+    assert (await asyncio.wait_for(child.wait(), timeout=10)).status == "completed"
+    # ~1 s of dots, shown at most every PARTIAL_LINE_DELAY: 2 to 4 growing previews.
+    assert 2 <= len(partials) <= 5, partials
+    assert all(set(text) == {"."} for text in partials)
+    assert [len(t) for t in partials] == sorted(len(t) for t in partials)
+    assert collector.lines["stdout"][0].startswith(partials[-1])

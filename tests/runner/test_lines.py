@@ -129,3 +129,29 @@ def test_splitting_is_fast() -> None:
     assert count == 20_000
     # Far above the pipeline's 200k lines/s target, with room for a slow CI machine.
     assert count / elapsed > 400_000
+
+
+def test_pending_text_previews_the_unterminated_line() -> None:
+    splitter = LineSplitter(1024)
+    assert splitter.feed(b"done\n 10%\r 20%\r") == ["done"]
+    # The trailing \r may be half of \r\n: not shown; the inner one is part of the line.
+    assert splitter.pending_text() == " 10%\r 20%"
+    # An incomplete UTF-8 character at the end waits for its remaining bytes.
+    splitter.feed(" ä".encode()[:2])
+    assert splitter.pending_text() == " 10%\r 20%\r "
+    splitter.feed(" ä".encode()[2:])
+    assert splitter.pending_text() == " 10%\r 20%\r ä"
+    assert splitter.feed(b"\n") == [" 10%\r 20%\r ä"]
+    assert splitter.pending_text() == "" and splitter.pending_bytes == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=30))
+def test_pending_stays_within_the_line_limit(chunks: list[bytes]) -> None:
+    limit = 16
+    splitter = LineSplitter(limit)
+    for chunk in chunks:
+        splitter.feed(chunk)
+        # limit bytes of content plus a \r that may turn out to be half of a \r\n.
+        assert splitter.pending_bytes <= limit + 1
+        assert len(splitter.pending_text().encode()) <= limit * 3  # U+FFFD for bad bytes

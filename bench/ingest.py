@@ -2,13 +2,16 @@
 dual mode) against a plain sqlite3 executemany of the same rows in one transaction, same run.
 
 Target (issue "Storage foundation", item 6): the writer in entries mode reaches >= 0.5x the
-rows/s of the plain executemany.
+rows/s of the plain executemany. With ``EXECLOG_BENCH_POSTGRES_URL`` (or
+``EXECLOG_TEST_POSTGRES_URL``) set, the writer also runs on PostgreSQL (a schema of its own) in
+the same run; target (issue 9, item 8): >= 0.5x the SQLite writer's rows/s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sqlite3
 import tempfile
 import time
@@ -16,10 +19,12 @@ import uuid
 from pathlib import Path
 from typing import Final
 
+from sqlalchemy import Engine, create_engine, text
+
 from bench.report import peak_rss_bytes
 from execlog.config import LogPersistence
 from execlog.protocol import encode_legacy_stream_line, encode_raw_entry, now_ms
-from execlog.storage.database import create_database_engine
+from execlog.storage.database import create_database_engine, normalize_database_url
 from execlog.storage.entries import EntryStats, EntryStore
 from execlog.storage.migrate import run_migrations
 from execlog.storage.writer import EntryWrite, LegacyLineWrite, LogWriter
@@ -71,10 +76,9 @@ def measure_plain_executemany(path: Path, process_id: str, payloads: list[str]) 
 
 
 async def measure_writer(
-    path: Path, process_id: str, payloads: list[str], lines: list[str], mode: LogPersistence
+    engine: Engine, process_id: str, payloads: list[str], lines: list[str], mode: LogPersistence
 ) -> dict[str, float | int]:
     """Rows/s from the first submit until flush() returns, as a runner would produce them."""
-    engine = create_database_engine(f"sqlite:///{path}")
     writer = LogWriter(engine, mode)
     await writer.start()
     dual = mode is LogPersistence.DUAL
@@ -87,7 +91,6 @@ async def measure_writer(
     elapsed = time.perf_counter() - started
     await writer.close()
     stats = EntryStore(engine).fetch_stats(process_id, "raw")
-    engine.dispose()
     if stats != EntryStats(len(payloads), 0, len(payloads) - 1):
         raise AssertionError(f"writer lost rows: {stats}")
     return {
@@ -119,19 +122,62 @@ def run(quick: bool) -> dict[str, object]:
     return results
 
 
+def measure_sqlite_writer(
+    path: Path, process_id: str, payloads: list[str], lines: list[str], mode: str
+) -> dict[str, float | int]:
+    engine = create_database_engine(f"sqlite:///{path}")
+    try:
+        return asyncio.run(
+            measure_writer(engine, process_id, payloads, lines, LogPersistence(mode))
+        )
+    finally:
+        engine.dispose()
+
+
+def measure_postgres_writer(
+    process_id: str, payloads: list[str], lines: list[str]
+) -> dict[str, float | int | bool] | None:
+    """The writer in entries mode on PostgreSQL, in a schema created and dropped here."""
+    url = os.environ.get("EXECLOG_BENCH_POSTGRES_URL") or os.environ.get(
+        "EXECLOG_TEST_POSTGRES_URL"
+    )
+    if not url:
+        return None
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_database_url(url))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(
+        normalize_database_url(url), connect_args={"options": f"-csearch_path={schema}"}
+    )
+    try:
+        run_migrations(engine)
+        result: dict[str, float | int | bool] = dict(
+            asyncio.run(measure_writer(engine, process_id, payloads, lines, LogPersistence.ENTRIES))
+        )
+        return result
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def measure_all(process_id: str, payloads: list[str], lines: list[str]) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="execlog-bench-") as directory:
         paths = {name: Path(directory) / f"{name}.db" for name in ("plain", "entries", "dual")}
         for path in paths.values():
             create_schema(path)
         plain = measure_plain_executemany(paths["plain"], process_id, payloads)
-        entries = asyncio.run(
-            measure_writer(paths["entries"], process_id, payloads, lines, LogPersistence.ENTRIES)
-        )
-        dual = asyncio.run(
-            measure_writer(paths["dual"], process_id, payloads, lines, LogPersistence.DUAL)
-        )
+        entries = measure_sqlite_writer(paths["entries"], process_id, payloads, lines, "entries")
+        dual = measure_sqlite_writer(paths["dual"], process_id, payloads, lines, "dual")
+    postgres = measure_postgres_writer(process_id, payloads, lines)
+    if postgres is not None:
+        ratio = float(postgres["rows_per_s"]) / float(entries["rows_per_s"])
+        postgres["ratio_to_sqlite_writer"] = round(ratio, 3)
+        postgres["meets_target"] = ratio >= TARGET_RATIO
     return {
+        "postgres_writer_entries": postgres if postgres is not None else "not run (no URL)",
         "sqlite_executemany_rows_per_s": round(plain),
         "writer_entries": entries,
         "writer_dual": dual,

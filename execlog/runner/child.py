@@ -34,6 +34,7 @@ PartialLineHandler = Callable[[OutputStream, str], Awaitable[None]]
 
 # CONTRACT.md: "a line still without its newline after 250 ms is appended as an entry".
 PARTIAL_LINE_DELAY: Final = 0.25
+_PARTIAL_RECHECK_SECONDS: Final = 0.02
 
 READ_SIZE: Final = 65_536
 # After the child exits, a stream that stays silent this long while still open is held by a
@@ -161,6 +162,7 @@ class ChildProcess:
         # Loop time at which the unterminated tail is (again) to be shown; None when not due.
         partial_due: float | None = None
         partial_shown = False  # the current unterminated line has been shown already
+        rechecked = False
         try:
             while True:
                 if self._idle_since[stream] is None:
@@ -188,9 +190,17 @@ class ChildProcess:
                         continue
                     if partial_due is None:
                         partial_due = loop.time() + PARTIAL_LINE_DELAY
+                        rechecked = False
                     if loop.time() < partial_due:
                         continue  # a steady flow never times out the read: check here too
                 assert on_partial_line is not None
+                if not rechecked:
+                    # One more short read first: on a loaded machine the rest of the line may
+                    # sit in the pipe while we were not scheduled. Only a line that is really
+                    # still unfinished is shown (and frames are not doubled for nothing).
+                    rechecked = True
+                    partial_due = loop.time() + _PARTIAL_RECHECK_SECONDS
+                    continue
                 partial_due = None
                 text = splitter.pending_text()
                 if text or partial_shown:

@@ -146,6 +146,14 @@ class Settings(BaseSettings):
     writer_queue_rows: int = Field(
         20_000, ge=1, description="Rows queued for the writer before producers wait."
     )
+    writer_queue_bytes: int = Field(
+        33_554_432,
+        ge=65_536,
+        description=(
+            "Bytes queued for the database writer before producers wait; a commit group holds "
+            "at most a quarter of it."
+        ),
+    )
     approval_timeout_seconds: float = Field(
         600.0, gt=0, description="A tool call waiting for approval longer than this is `timed_out`."
     )

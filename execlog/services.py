@@ -49,11 +49,13 @@ class Services:
             settings.log_persistence,
             batch_rows=settings.writer_batch_rows,
             queue_rows=settings.writer_queue_rows,
+            queue_bytes=settings.writer_queue_bytes,
         )
         registry = MsgStoreRegistry.from_settings(settings)
         bus = EventBus()
         approvals = ApprovalService(bus, settings.approval_timeout_seconds)
         supervisor = Supervisor(settings, repository, registry, writer, bus, approvals)
+        writer.on_rejected = supervisor.report_write_error
         history = HistoryService(entries, registry, writer, repository)
         legacy = LegacyLogStore(engine)
         backfiller = LegacyBackfiller.create(

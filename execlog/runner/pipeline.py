@@ -28,6 +28,7 @@ from execlog.runner.normalizers.base import (
     NormalizerEvent,
     SessionIdSeen,
     SummarySeen,
+    error_message_entry,
     with_tool_status,
 )
 from execlog.storage.writer import EntryWrite, LegacyLineWrite, LogWriter, WriteOp
@@ -77,6 +78,7 @@ class ProcessPipeline:
         self._overrides: dict[str, dict[str, Any]] = {}
         self._key_added = asyncio.Event()
         self._turn_tasks: set[asyncio.Task[None]] = set()
+        self._spawned_updates = 0
         # Raw index of the line each stream shows before its newline: its end replaces it.
         self._partial_lines: dict[OutputStream, int] = {}
 
@@ -190,6 +192,7 @@ class ProcessPipeline:
 
     def _spawn_turn_update(self, update: Awaitable[None]) -> None:
         task = asyncio.ensure_future(update)
+        self._spawned_updates += 1
         self._turn_tasks.add(task)
         task.add_done_callback(self._turn_tasks.discard)
 
@@ -207,6 +210,15 @@ class ProcessPipeline:
                 batch.legacy.append(legacy_line)
         self._put_entry(None, entry, batch)
         await batch.submit(self._writer)
+
+    def report_write_error(self, reason: str) -> None:
+        """The writer dropped a write of this process after a permanent error (issue 9): an
+        error entry says so, in both channels. ``finish`` waits for it like for turn updates."""
+        if self.raw.finished:
+            return
+        self._spawn_turn_update(
+            self.add_entry(error_message_entry(f"execlog: {reason}"), raw_line=f"execlog: {reason}")
+        )
 
     async def set_tool_status(
         self, key: str, status: dict[str, Any], *, wait_seconds: float = 10.0
@@ -247,9 +259,15 @@ class ProcessPipeline:
         if self._write_legacy:
             batch.legacy.append(LEGACY_FINISHED_LINE)
         await batch.submit(self._writer)
-        while self._turn_tasks:
-            await asyncio.gather(*list(self._turn_tasks), return_exceptions=True)
-        await self._writer.flush()
+        while True:
+            while self._turn_tasks:
+                await asyncio.gather(*list(self._turn_tasks), return_exceptions=True)
+            spawned = self._spawned_updates
+            await self._writer.flush()
+            # A write rejected during the flush spawned its error entry (which may even have
+            # run already): flush again until nothing new came.
+            if self._spawned_updates == spawned:
+                break
         self.raw.finish()
         self.normalized.finish()
 

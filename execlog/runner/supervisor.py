@@ -176,6 +176,12 @@ class Supervisor:
     def is_running(self, process_id: str) -> bool:
         return process_id in self._running
 
+    def report_write_error(self, process_id: str, reason: str) -> None:
+        """The writer's ``on_rejected``: a write of this process could not be stored."""
+        running = self._running.get(process_id)
+        if running is not None:
+            running.pipeline.report_write_error(reason)
+
     async def stop(self, process_id: str) -> ProcessRecord:
         """SIGTERM to the process group, SIGKILL after the grace period; the chain ends here."""
         running = self._running.get(process_id)

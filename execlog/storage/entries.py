@@ -32,6 +32,9 @@ UPSERT_CHUNK_ROWS: Final = 5000
 # Rows per SQLite statement: 6 parameters each, far below SQLite's 32,766-variable limit.
 SQLITE_ROWS_PER_STATEMENT: Final = 500
 _SQLITE_ROW_PLACEHOLDERS: Final = "(?, ?, ?, ?, ?, ?)"
+# Statement sizes in rows, largest first: any count is a sum of these, and few sizes means few
+# cached statements whose bindings must be released after each call.
+_SQLITE_STATEMENT_ROWS: Final = (SQLITE_ROWS_PER_STATEMENT, 100, 20, 5, 1)
 
 _t = entries_table.c
 _KEY: Final = (_t.execution_process_id == bindparam("pid")) & (_t.channel == bindparam("channel"))
@@ -243,13 +246,27 @@ class EntryStore:
         """Multi-row statements: ``sqlite3`` releases and re-takes the GIL around every step,
         and each re-take waits for the busy event loop; one step per ``SQLITE_ROWS_PER_STATEMENT``
         rows instead of one per row halved the pipeline's time (docs/performance.md). Within a
-        statement SQLite applies the rows in order, so a later duplicate still wins."""
-        for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
-            part = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+        statement SQLite applies the rows in order, so a later duplicate still wins.
+
+        Statements come in a few sizes (``_SQLITE_STATEMENT_ROWS``), and before returning each
+        size used is executed once more with no rows: ``sqlite3`` caches statements with their
+        last bound values, i.e. SQLite's copies of the payloads (issue 9: 1.1 GB held after a
+        flood). Re-binding with NULLs frees them while keeping the prepared statements, whose
+        preparation would cost 3x the insert."""
+        used: set[int] = set()
+        start = 0
+        total = len(rows)
+        while start < total:
+            size = next(n for n in _SQLITE_STATEMENT_ROWS if n <= total - start)
             params: list[object] = []
-            for r in part:
+            for r in rows[start : start + size]:
                 params += (r.process_id, r.channel, r.entry_index, r.entry_json, now_ms, now_ms)
-            connection.exec_driver_sql(self._multi_row_sql(len(part)), tuple(params))
+            params.append(1)
+            connection.exec_driver_sql(self._multi_row_sql(size), tuple(params))
+            used.add(size)
+            start += size
+        for size in used:
+            connection.exec_driver_sql(self._multi_row_sql(size), (None,) * (size * 6) + (0,))
 
     def _upsert_postgres_chunk(
         self, connection: Connection, rows: Sequence[EntryRow], now_ms: int, *, first: bool
@@ -273,12 +290,20 @@ class EntryStore:
         connection.exec_driver_sql(_PG_UPSERT_FROM_STAGING, {"now": now_ms})
 
     def _multi_row_sql(self, rows: int) -> str:
+        """``INSERT ... SELECT * FROM (VALUES <rows>) WHERE ? ON CONFLICT ...``: the final
+        parameter is 1 to insert the rows, 0 to insert nothing (see _upsert_sqlite_chunk)."""
         sql = self._multi_row_sql_cache.get(rows)
         if sql is None:
             head, values, tail = self._upsert_sql.partition(_SQLITE_ROW_PLACEHOLDERS)
-            if not values:  # pragma: no cover - the compiled form is fixed by SQLAlchemy
+            if not values or not head.endswith(" VALUES "):  # pragma: no cover - fixed form
                 raise RuntimeError(f"unexpected upsert statement: {self._upsert_sql}")
-            sql = head + ", ".join([_SQLITE_ROW_PLACEHOLDERS] * rows) + tail
+            sql = (
+                head[: -len("VALUES ")]
+                + "SELECT * FROM (VALUES "
+                + ", ".join([_SQLITE_ROW_PLACEHOLDERS] * rows)
+                + ") WHERE ?"
+                + tail
+            )
             self._multi_row_sql_cache[rows] = sql
         return sql
 

@@ -1,7 +1,15 @@
 """The batched writer: one task per database turns submitted entry and legacy-line writes into
 group commits (batch_rows rows or max_delay, whichever first), run in a thread of its own.
 
-Producers never wait for a commit, only for queue space (back-pressure); nothing is dropped.
+Producers never wait for a commit, only for queue space (back-pressure). Memory is bounded in
+bytes end to end (issue 9): the queue holds at most ``queue_bytes`` (and ``queue_rows``), a
+commit group at most ``group_rows`` and ``group_bytes``, a legacy JSONL row at most
+``LEGACY_ROW_BYTES``, and nothing references a group once it is committed.
+
+The writer never wedges: a transient error (locked, busy, disk full, connection lost) is retried
+with back-off while producers wait, losing nothing; a permanent one (a value too big, a
+constraint) is narrowed down by bisection to the offending write, which is dropped, logged and
+reported to its process (``on_rejected``), while every other write goes on.
 """
 
 from __future__ import annotations
@@ -9,20 +17,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError
 
+from execlog.allocator import release_free_memory
 from execlog.config import LogPersistence
 from execlog.errors import ExeclogError
 from execlog.protocol import now_ms
 from execlog.storage.entries import EntryRow, EntryStore
 from execlog.storage.legacy import LegacyLogStore
 
-__all__ = ["EntryWrite", "LegacyLineWrite", "LogWriter", "WriteOp", "WriterClosedError"]
+__all__ = [
+    "EntryWrite",
+    "LEGACY_ROW_BYTES",
+    "LegacyLineWrite",
+    "LogWriter",
+    "RejectedWriteHandler",
+    "WriteOp",
+    "WriterClosedError",
+    "WriterHealth",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +50,20 @@ logger = logging.getLogger(__name__)
 RETRY_FIRST_DELAY: Final = 0.05
 RETRY_MAX_DELAY: Final = 2.0
 CLOSE_ATTEMPTS: Final = 5
+# A retried error is logged when it starts and then at most this often (not on every attempt).
+RETRY_LOG_INTERVAL: Final = 30.0
+# Legacy JSONL lines of one process in one group are joined into rows of at most this size (a
+# longer single line is a row of its own): one row per group reached SQLite's 1e9-byte limit.
+LEGACY_ROW_BYTES: Final = 1 << 20
+# After this many bytes committed, the writer returns free heap memory to the OS once it has
+# been idle for IDLE_TRIM_SECONDS (a flood is over).
+TRIM_AFTER_BYTES: Final = 64 << 20
+IDLE_TRIM_SECONDS: Final = 1.0
+# The most of a database error message that is logged or reported (never a payload).
+_ERROR_TEXT_CHARS: Final = 200
+
+# (process id, reason): a write of that process was dropped after a permanent error.
+RejectedWriteHandler = Callable[[str, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +80,22 @@ class LegacyLineWrite:
 
 
 WriteOp = EntryWrite | LegacyLineWrite
+
+
+def _op_size(op: WriteOp) -> int:
+    """Characters of the write's text: its memory, and its share of a commit, within a few %."""
+    return len(op.entry_json) if type(op) is EntryWrite else len(op.line)  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True, slots=True)
+class WriterHealth:
+    """What ``GET /api/health`` reports of the writer."""
+
+    queue_rows: int
+    queue_bytes: int
+    last_error: str | None  # the error being retried now, None when writes go through
+    disk_full: bool
+    rejected_writes: int
 
 
 class WriterClosedError(ExeclogError):
@@ -69,9 +118,12 @@ class LogWriter:
         batch_rows: int = 2000,
         max_delay: float = 0.05,
         queue_rows: int = 20000,
+        queue_bytes: int = 32 << 20,
+        group_rows: int = 20_000,
+        group_bytes: int | None = None,
     ) -> None:
-        if batch_rows < 1 or queue_rows < 1 or max_delay < 0:
-            raise ValueError("batch_rows and queue_rows must be >= 1, max_delay >= 0")
+        if min(batch_rows, queue_rows, queue_bytes, group_rows) < 1 or max_delay < 0:
+            raise ValueError("row and byte bounds must be >= 1, max_delay >= 0")
         self._engine = engine
         self._persistence = LogPersistence(persistence)
         self._entry_store = EntryStore(engine)
@@ -79,6 +131,11 @@ class LogWriter:
         self._batch_rows = batch_rows
         self._max_delay = max_delay
         self._queue_rows = queue_rows
+        self._queue_bytes = queue_bytes
+        self._group_rows = max(group_rows, batch_rows)
+        # A quarter of the queue: producers keep filling the rest while a group commits.
+        self._group_bytes = group_bytes if group_bytes is not None else max(1, queue_bytes // 4)
+        self.on_rejected: RejectedWriteHandler | None = None
         accepted: list[type] = []
         if self.writes_entries:
             accepted.append(EntryWrite)
@@ -87,6 +144,7 @@ class LogWriter:
         self._accepted = tuple(accepted)
 
         self._pending: list[WriteOp] = []
+        self._pending_bytes = 0
         self._first_queued_at = 0.0
         self._submitted = 0  # ops accepted so far
         self._committed = 0  # ops covered by committed groups
@@ -103,6 +161,11 @@ class LogWriter:
         self.committed_rows = 0
         self.failed_commits = 0
         self.producer_waits = 0  # submits that had to wait for queue space
+        self.rejected_writes = 0  # writes dropped after a permanent error (and reported)
+        self.largest_group_bytes = 0
+        self._last_error: str | None = None
+        self._disk_full = False
+        self._bytes_since_trim = 0
 
     # --- mode ------------------------------------------------------------------------------
 
@@ -122,6 +185,23 @@ class LogWriter:
     def pending_rows(self) -> int:
         """Rows queued and not yet taken into a commit."""
         return len(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes (characters) of the writes queued and not yet taken into a commit."""
+        return self._pending_bytes
+
+    def health(self) -> WriterHealth:
+        return WriterHealth(
+            len(self._pending),
+            self._pending_bytes,
+            self._last_error,
+            self._disk_full,
+            self.rejected_writes,
+        )
+
+    def _queue_full(self) -> bool:
+        return len(self._pending) >= self._queue_rows or self._pending_bytes >= self._queue_bytes
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -160,24 +240,25 @@ class LogWriter:
             return
         if self._closing:
             raise WriterClosedError("log writer is closed")
-        if len(self._pending) >= self._queue_rows:
+        if self._queue_full():
             await self._wait_for_space()
         pending = self._pending
         pending.append(op)
+        self._pending_bytes += _op_size(op)
         self._submitted += 1
         queued = len(pending)
         if queued == 1:
             self._first_queued_at = time.monotonic()
             self._wake.set()
-        elif queued == self._batch_rows:
+        elif queued == self._batch_rows or self._pending_bytes >= self._group_bytes:
             self._wake.set()
 
     async def submit_many(self, ops: Sequence[WriteOp]) -> None:
         """Queue several writes in order, all at once, then wait while the queue is over its
         bound. Queuing before waiting matters: the pipeline has already put these entries in
         memory (which may evict them), and a reader that flushes the writer must find every
-        one of them either in memory or in the writer's queue. The queue can exceed
-        ``queue_rows`` by one batch (one pipe read's lines), so it stays bounded."""
+        one of them either in memory or in the writer's queue. The queue can exceed its bounds
+        by one batch (one pipe read's lines), so it stays bounded."""
         accepted = self._accepted
         wanted = [op for op in ops if isinstance(op, accepted)]
         if not wanted:
@@ -187,13 +268,14 @@ class LogWriter:
         pending = self._pending
         before = len(pending)
         pending.extend(wanted)
+        self._pending_bytes += sum(map(_op_size, wanted))
         self._submitted += len(wanted)
         if before == 0:
             self._first_queued_at = time.monotonic()
             self._wake.set()
-        elif before < self._batch_rows <= len(pending):
+        elif before < self._batch_rows <= len(pending) or self._pending_bytes >= self._group_bytes:
             self._wake.set()
-        if len(self._pending) >= self._queue_rows:
+        if self._queue_full():
             await self._wait_for_space()
 
     async def flush(self) -> None:
@@ -213,9 +295,7 @@ class LogWriter:
     async def _wait_for_space(self) -> None:
         self.producer_waits += 1
         async with self._space:
-            await self._space.wait_for(
-                lambda: len(self._pending) < self._queue_rows or self._stopped
-            )
+            await self._space.wait_for(lambda: not self._queue_full() or self._stopped)
         if self._stopped:
             raise WriterClosedError("log writer stopped")
 
@@ -224,6 +304,7 @@ class LogWriter:
     def _commit_due(self) -> bool:
         return (
             len(self._pending) >= self._batch_rows
+            or self._pending_bytes >= self._group_bytes
             or self._closing
             or self._flush_target > self._committed
         )
@@ -235,17 +316,22 @@ class LogWriter:
                     if self._closing:
                         return
                     self._wake.clear()
-                    await self._wake.wait()
+                    if self._bytes_since_trim >= TRIM_AFTER_BYTES:
+                        await self._trim_when_idle()
+                    else:
+                        await self._wake.wait()
                     continue
                 await self._wait_until_due()
-                group, self._pending = self._pending, []
-                covered = self._submitted
+                group = self._take_group()
                 async with self._space:
                     self._space.notify_all()
                 await self._commit_with_retry(group)
-                self._committed = covered
+                self._committed += len(group)
                 self.committed_groups += 1
                 self.committed_rows += len(group)
+                # Drop the group now: the loop would otherwise hold its payloads until the next
+                # group replaced it (issue 9: gigabytes held after a flood of large lines).
+                del group
                 async with self._progress:
                     self._progress.notify_all()
         finally:
@@ -254,6 +340,41 @@ class LogWriter:
                 self._space.notify_all()
             async with self._progress:
                 self._progress.notify_all()
+
+    def _take_group(self) -> list[WriteOp]:
+        """The oldest writes, at most group_rows and group_bytes of them (at least one)."""
+        pending = self._pending
+        limit = min(len(pending), self._group_rows)
+        budget = self._group_bytes
+        taken = 0
+        count = 0
+        while count < limit:
+            size = _op_size(pending[count])
+            if count and taken + size > budget:
+                break
+            taken += size
+            count += 1
+        if count == len(pending):
+            group, self._pending = pending, []
+        else:
+            group = pending[:count]
+            del pending[:count]
+            self._first_queued_at = time.monotonic()  # the rest is due after max_delay too
+        self._pending_bytes -= taken
+        self._bytes_since_trim += taken
+        self.largest_group_bytes = max(self.largest_group_bytes, taken)
+        return group
+
+    async def _trim_when_idle(self) -> None:
+        """After a large volume: once idle for IDLE_TRIM_SECONDS, give freed memory back."""
+        try:
+            async with asyncio.timeout(IDLE_TRIM_SECONDS):
+                await self._wake.wait()
+            return
+        except TimeoutError:
+            pass
+        self._bytes_since_trim = 0
+        await asyncio.get_running_loop().run_in_executor(self._executor, release_free_memory)
 
     async def _wait_until_due(self) -> None:
         """Until batch_rows are queued, max_delay has passed since the first one, or a flush or
@@ -271,15 +392,22 @@ class LogWriter:
                 return
 
     async def _commit_with_retry(self, group: list[WriteOp]) -> None:
+        """Commit ``group``: transient errors are retried (producers wait meanwhile), permanent
+        ones narrowed down to the offending writes, which are dropped and reported."""
         loop = asyncio.get_running_loop()
         delay = RETRY_FIRST_DELAY
         attempts_while_closing = 0
+        failing_since: float | None = None
+        last_logged = 0.0
         while True:
             try:
                 await loop.run_in_executor(self._executor, self._commit_group, group)
-                return
-            except Exception:
+            except Exception as exc:
+                if _is_permanent(exc):
+                    await self._isolate_rejected(group, exc)
+                    return
                 self.failed_commits += 1
+                self._note_transient_error(exc)
                 if self._closing:
                     attempts_while_closing += 1
                     if attempts_while_closing >= CLOSE_ATTEMPTS:
@@ -289,14 +417,78 @@ class LogWriter:
                             len(group),
                         )
                         raise
-                logger.exception(
-                    "log writer: commit of %d rows failed; retrying in %.2fs", len(group), delay
-                )
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if self._disk_full:
+                    pass  # reported once, when the episode began
+                elif last_logged == 0.0 or now - last_logged >= RETRY_LOG_INTERVAL:
+                    # Once when an episode starts, then now and then: not on every attempt.
+                    logger.warning(
+                        "log writer: commit of %d rows failed (%s); retrying with back-off, "
+                        "producers wait",
+                        len(group),
+                        self._last_error,
+                    )
+                    last_logged = now
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY)
+                continue
+            if failing_since is not None or self._disk_full:
+                logger.warning(
+                    "log writer: writes resumed after %.1fs of failures",
+                    time.monotonic() - (failing_since or time.monotonic()),
+                )
+            self._last_error = None
+            self._disk_full = False
+            return
+
+    def _note_transient_error(self, exc: Exception) -> None:
+        self._last_error = _error_text(exc)
+        if _is_disk_full(exc) and not self._disk_full:
+            self._disk_full = True
+            logger.error(
+                "log writer: the database disk is full (%s); writes are held until space "
+                "returns, nothing is dropped",
+                self._last_error,
+            )
+
+    async def _isolate_rejected(self, group: list[WriteOp], exc: Exception) -> None:
+        """Bisect a group that failed permanently: the halves commit (or fail) on their own, so
+        only the offending writes are dropped, in log2(rows) rounds."""
+        if len(group) > 1:
+            middle = len(group) // 2
+            await self._commit_with_retry(group[:middle])
+            await self._commit_with_retry(group[middle:])
+            return
+        (op,) = group
+        if isinstance(op, LegacyLineWrite) and "\n" in op.line:
+            # One chunk's legacy lines travel as one write: only the offending line is dropped.
+            await self._commit_with_retry(
+                [LegacyLineWrite(op.process_id, line) for line in op.line.split("\n")]
+            )
+            return
+        reason = _error_text(exc)
+        self.rejected_writes += 1
+        what = (
+            f"entry {op.channel} #{op.entry_index}"
+            if isinstance(op, EntryWrite)
+            else "legacy JSONL line"
+        )
+        logger.error(
+            "log writer: dropped %s of process %s (%d bytes): %s",
+            what,
+            op.process_id,
+            _op_size(op),
+            reason,
+        )
+        if self.on_rejected is not None:
+            try:
+                self.on_rejected(op.process_id, f"could not store {what}: {reason}")
+            except Exception:
+                logger.exception("log writer: reporting a dropped write failed")
 
     def _commit_group(self, group: list[WriteOp]) -> None:
-        """One transaction: the group's entry upserts and one legacy row per process."""
+        """One transaction: the group's entry upserts and the legacy rows of each process."""
         entries: list[EntryRow] = []
         legacy: dict[str, list[str]] = {}
         if not self.writes_legacy:
@@ -316,4 +508,42 @@ class LogWriter:
             if entries:
                 self._entry_store.upsert_entries(connection, entries, stamp)
             for process_id, lines in legacy.items():
-                self._legacy_store.append_lines(connection, process_id, lines, stamp)
+                for row in _legacy_rows(lines):
+                    self._legacy_store.append_lines(connection, process_id, row, stamp)
+
+
+def _legacy_rows(lines: list[str]) -> list[list[str]]:
+    """``lines`` cut into consecutive runs of at most LEGACY_ROW_BYTES (characters) each."""
+    rows: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) > LEGACY_ROW_BYTES:
+            rows.append(current)
+            current = []
+            size = 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        rows.append(current)
+    return rows
+
+
+def _is_permanent(exc: Exception) -> bool:
+    """Errors that the same write will hit again however often it is retried: a value too big
+    for the database (SQLite's "string or blob too big" is a DataError) or a constraint."""
+    return isinstance(exc, DataError | IntegrityError)
+
+
+def _is_disk_full(exc: Exception) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    # SQLite: SQLITE_FULL; PostgreSQL: SQLSTATE 53100 disk_full ("No space left on device").
+    return "disk is full" in text or "no space left" in text or "53100" in text
+
+
+def _error_text(exc: Exception) -> str:
+    """The driver's own message, cut: SQLAlchemy's wrapper text would carry the SQL and its
+    parameters, i.e. payloads."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return first[:_ERROR_TEXT_CHARS]

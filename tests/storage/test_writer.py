@@ -237,8 +237,10 @@ async def test_dual_mode_writes_both_tables_in_one_transaction(
         event.remove(engine, "before_cursor_execute", record_insert)
         event.remove(engine, "commit", record_commit)
 
-    # One transaction: every entry upsert and one legacy row per process, then one commit.
-    assert events == ["entries", "legacy", "legacy", "commit"]
+    # One transaction: the entry upserts (a few statement sizes, each also run once without
+    # rows to release its bindings), one legacy row per process, then one commit.
+    assert events[-3:] == ["legacy", "legacy", "commit"]
+    assert set(events[:-3]) == {"entries"} and len(events) <= 3 + 4
     store = EntryStore(engine)
     assert store.fetch_stats(first, "raw") == EntryStats(3, 0, 2)
     assert store.fetch_stats(second, "raw") == EntryStats(3, 0, 2)

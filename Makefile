@@ -4,7 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench docs clean
+.PHONY: install run test lint bench docs clean frontend
+
+# The web UI (frontend/): `npm ci` when the lock changes, the Vite build into execlog/static/
+# when a source changes; both stamped, so repeated runs cost nothing.
+FRONTEND := frontend
+NODE_STAMP := $(FRONTEND)/node_modules/.installed
+UI_BUILD := execlog/static/index.html
+UI_SOURCES := $(shell find $(FRONTEND)/src -type f 2>/dev/null) $(FRONTEND)/index.html \
+	$(FRONTEND)/vite.config.ts $(FRONTEND)/tsconfig.json
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,16 +22,27 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-run: install
+$(NODE_STAMP): $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
+	cd $(FRONTEND) && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+$(UI_BUILD): $(NODE_STAMP) $(UI_SOURCES)
+	cd $(FRONTEND) && npm run build
+
+frontend: $(UI_BUILD)
+
+run: install frontend
 	$(BIN)/execlog serve
 
-test: install
+test: install frontend
+	cd $(FRONTEND) && npx vitest run
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install $(NODE_STAMP)
 	$(BIN)/ruff check execlog tests bench
 	$(BIN)/ruff format --check execlog tests bench
 	$(BIN)/mypy
+	cd $(FRONTEND) && npx tsc --noEmit && npx eslint .
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
@@ -32,4 +51,4 @@ docs: install
 	$(BIN)/python -m execlog.docs
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(FRONTEND)/node_modules execlog/static

@@ -1,0 +1,91 @@
+// A v2 log stream (WebSocket) that reconnects with `after` = the newest index its owner holds,
+// so a dropped connection costs neither a gap nor a duplicate (CONTRACT.md "WebSocket streams").
+import { streamUrl } from "./client";
+import type { Channel, PayloadOf, StreamFrame } from "./types";
+
+export interface LogStreamOptions<C extends Channel> {
+  processId: string;
+  channel: C;
+  /** Asked at every (re)connect: the newest index held, or null for "everything in memory". */
+  after: () => number | null;
+  onFrames: (frames: StreamFrame<PayloadOf<C>>[]) => void;
+  /** Called once when the stream ended with `finished` (never after `close()`). */
+  onFinished?: () => void;
+  onConnectionChange?: (connected: boolean) => void;
+}
+
+/** Close codes after which reconnecting cannot help (unknown process, bad request, auth). */
+const PERMANENT_CLOSE_CODES = new Set([4400, 4401, 4403, 4404]);
+const MAX_BACKOFF_MS = 5000;
+
+export class LogStream<C extends Channel> {
+  private socket: WebSocket | null = null;
+  private closed = false;
+  private finished = false;
+  private attempts = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  // Frames are handed over once per animation frame: a fast producer sends thousands per second.
+  private pending: StreamFrame<PayloadOf<C>>[] = [];
+  private flushScheduled = false;
+  private readonly options: LogStreamOptions<C>;
+
+  constructor(options: LogStreamOptions<C>) {
+    this.options = options;
+    this.connect();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.socket?.close(1000);
+    this.socket = null;
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const { processId, channel } = this.options;
+    const socket = new WebSocket(streamUrl(processId, channel, this.options.after()));
+    this.socket = socket;
+    socket.onopen = () => {
+      this.attempts = 0;
+      this.options.onConnectionChange?.(true);
+    };
+    socket.onmessage = (event: MessageEvent<string>) => {
+      const frame = JSON.parse(event.data) as StreamFrame<PayloadOf<C>>;
+      if (frame.type === "finished") this.finished = true;
+      this.pending.push(frame);
+      this.scheduleFlush();
+    };
+    socket.onclose = (event: CloseEvent) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.options.onConnectionChange?.(false);
+      if (this.closed || this.finished || PERMANENT_CLOSE_CODES.has(event.code)) return;
+      const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** this.attempts);
+      this.attempts += 1;
+      // Deliver what arrived before reconnecting, so `after()` sees the newest index.
+      this.flush();
+      this.timer = setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    const run = () => this.flush();
+    if (typeof requestAnimationFrame === "function" && document.visibilityState === "visible") {
+      requestAnimationFrame(run);
+    } else {
+      setTimeout(run, 50);
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0 || this.closed) return;
+    const frames = this.pending;
+    this.pending = [];
+    this.options.onFrames(frames);
+    if (frames[frames.length - 1]?.type === "finished") this.options.onFinished?.();
+  }
+}

@@ -1,0 +1,13 @@
+// Message text as GitHub-flavoured Markdown; raw HTML is not rendered (react-markdown's default).
+import ReactMarkdown from "react-markdown";
+import remarkGfm from "remark-gfm";
+
+const plugins = [remarkGfm];
+
+export function Markdown({ text }: { text: string }) {
+  return (
+    <div className="markdown">
+      <ReactMarkdown remarkPlugins={plugins}>{text}</ReactMarkdown>
+    </div>
+  );
+}

@@ -1,0 +1,101 @@
+// A session's conversation: the tail of its newest process first, older pages on request, live
+// frames for running processes, process changes from the session event stream.
+import { useCallback, useEffect, useState } from "react";
+import { fetchPage, getSession } from "../api/client";
+import type { Session } from "../api/types";
+import { Conversation } from "../state/conversation";
+import { withProcess } from "../state/sessions";
+import { errorMessage, useAction } from "./useAction";
+import { useLogStreams } from "./useLogStream";
+import { useSessionEvents } from "./useSessionEvents";
+
+/** Tail-first: at least this many entries before the first paint settles (CONTRACT default). */
+const FIRST_ENTRIES = 20;
+/** Bound on the pages fetched to reach FIRST_ENTRIES across short processes. */
+const MAX_FILL_PAGES = 10;
+
+export function useConversation(sessionId: string, pageSize: number) {
+  const [conversation] = useState(() => new Conversation());
+  const [, setVersion] = useState(0);
+  const [session, setSession] = useState<Session | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const { run, busy: loadingEarlier, error: loadError } = useAction();
+  const [ready, setReady] = useState(false);
+  const rerender = useCallback(() => setVersion(conversation.version), [conversation]);
+
+  const loadOlder = useCallback(async (): Promise<boolean> => {
+    const request = conversation.olderRequest();
+    if (request === null) return false;
+    const page = await fetchPage(request.processId, "normalized", {
+      limit: pageSize,
+      ...(request.cursor === null ? {} : { cursor: request.cursor }),
+    });
+    conversation.applyPage(request.processId, page);
+    return true;
+  }, [conversation, pageSize]);
+
+  useEffect(() => {
+    let cancelled = false;
+    (async () => {
+      const loaded = await getSession(sessionId);
+      if (cancelled) return;
+      setSession(loaded);
+      conversation.setProcesses(loaded.processes);
+      for (let pages = 0; pages < MAX_FILL_PAGES && conversation.entryCount < FIRST_ENTRIES; pages++) {
+        if (!(await loadOlder()) || cancelled) break;
+      }
+      if (cancelled) return;
+      setReady(true);
+      rerender();
+    })().catch((e: unknown) => {
+      if (!cancelled) setError(errorMessage(e));
+    });
+    return () => {
+      cancelled = true;
+    };
+  }, [sessionId, conversation, loadOlder, rerender]);
+
+  const loadEarlier = useCallback(async () => {
+    await run(loadOlder);
+    rerender();
+  }, [loadOlder, rerender, run]);
+
+  useSessionEvents((event) => {
+    if (event.type === "process_updated" && event.process.session_id === sessionId) {
+      const isNew = conversation.segment(event.process.id) === undefined;
+      conversation.setProcesses([event.process]);
+      // A process started after the page opened: its stream brings every entry.
+      if (isNew && ready) conversation.startLive(event.process.id);
+      setSession((s) => (s ? withProcess(s, event.process) : s));
+      rerender();
+    } else if (event.type === "resync") {
+      getSession(sessionId).then((fresh) => {
+        setSession(fresh);
+        conversation.setProcesses(fresh.processes);
+        rerender();
+      }, () => undefined);
+    }
+  });
+
+  const liveIds = ready ? conversation.live.map((s) => s.process.id) : [];
+  useLogStreams("normalized", liveIds, {
+    after: (id) => conversation.newestIndex(id),
+    onFrames: (id, frames) => {
+      conversation.applyFrames(id, frames);
+      rerender();
+    },
+  });
+
+  return {
+    conversation,
+    items: conversation.items(),
+    firstItemIndex: conversation.firstItemIndex,
+    canLoadEarlier: ready && conversation.olderRequest() !== null,
+    historyTruncated: conversation.historyTruncated,
+    loadEarlier,
+    loadingEarlier,
+    ready,
+    session,
+    error: error ?? loadError,
+  };
+}

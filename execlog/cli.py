@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -588,3 +589,50 @@ def cleanup_legacy(dry_run: bool) -> None:
         f"{verb} {report.deleted_rows} JSONL rows ({report.deleted_bytes} bytes) of "
         f"{len(report.deleted)} processes older than {days} days; kept {len(report.skipped)}"
     )
+
+
+@main.command(name="import-vibe-kanban")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--assets",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    metavar="DIR",
+    help="vibe-kanban's asset directory, for the per-process log files of its newest versions.",
+)
+def import_vibe_kanban(path: Path, assets: Path | None) -> None:
+    """Import a vibe-kanban SQLite database (read-only): sessions, execution processes,
+    coding-agent turns and their logs, keeping the original ids. Running it again imports
+    only what is new. The imported history is then backfilled into entries."""
+    import asyncio
+
+    from execlog.jobs.backfill import LegacyBackfiller
+    from execlog.jobs.progress import JobProgress
+    from execlog.jobs.vibe_kanban import import_vibe_kanban as run_import
+
+    settings = _settings()
+    engine = _open_database(settings)
+    with JobProgress("import", 0, in_bytes=False) as bar:
+        try:
+            summary = run_import(
+                engine,
+                path,
+                assets=assets,
+                on_total=bar.set_total,
+                on_process=lambda _pid: bar.advance(1),
+            )
+        except ExeclogError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"imported {summary.sessions} sessions, {summary.processes} execution processes, "
+        f"{summary.turns} coding-agent turns, {summary.log_rows} log rows "
+        f"({summary.log_bytes} bytes, {summary.asset_files} asset files)"
+    )
+    for reason, count in sorted(summary.skipped.items()):
+        click.echo(f"skipped {count} execution processes: {reason}")
+    backfiller = LegacyBackfiller.create(engine, max_line_bytes=settings.max_line_bytes)
+    imported = set(summary.imported_process_ids)
+    pending = [p for p in backfiller.ledger.fetch_pending() if p.process_id in imported]
+    run = asyncio.run(backfiller.run_pending("cli", click.echo, only=pending))
+    engine.dispose()
+    if run.errors:
+        raise click.ClickException(f"{run.errors} imported process(es) could not be backfilled")

@@ -35,7 +35,7 @@ from execlog.protocol import (
     encode_raw_entry,
     now_ms,
 )
-from execlog.runner.executors import create_normalizer
+from execlog.runner.executors import EXECUTORS, create_normalizer
 from execlog.runner.lines import LineSplitter
 from execlog.runner.normalizers.base import EntryPatch, Normalizer, NormalizerEvent, SessionIdSeen
 from execlog.runner.pipeline import KEYED_ENTRIES_CAPACITY
@@ -323,7 +323,8 @@ class ProcessBackfill:
         return result
 
     def _replay(self, pid: str, executor: object, use_patches: bool) -> _Replay:
-        normalizer = create_normalizer(executor) if isinstance(executor, str) else None
+        # Executors execlog has no normalizer for (an import's amp, gemini, ...): raw only.
+        normalizer = create_normalizer(executor) if executor in EXECUTORS else None
         return _Replay(self._legacy, pid, self._max_line_bytes, normalizer, use_patches)
 
     def _log_has_patches(self, pid: str) -> bool:

@@ -17,4 +17,5 @@ BENCHMARKS: Final[list[str]] = [
     "bench.server_memory",
     "bench.fanout",
     "bench.http_tail",
+    "bench.backfill",
 ]

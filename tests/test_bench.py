@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKED = ("ingest", "tail_page", "server_memory", "http_tail")
+SMOKED = ("ingest", "tail_page", "server_memory", "http_tail", "backfill")
 
 
 @pytest.mark.timeout(300)
@@ -35,3 +35,7 @@ def test_quick_benchmarks_run_and_write_their_results(tmp_path: Path) -> None:
         assert memory[row]["raw_lines_per_s"] > 0
         assert memory[row]["peak_rss_bytes"] >= memory[row]["baseline_rss_bytes"]
     assert figures["http_tail"]["results"]["entries"] > 0
+    backfill = figures["backfill"]["results"]
+    for row in ("one_process", "small_processes"):
+        assert backfill[row]["entries_written"] == backfill[row]["jsonl_lines"] > 0
+        assert backfill[row]["ratio_to_plain_loop"] > 0

@@ -40,7 +40,7 @@ from execlog.runner.lines import LineSplitter
 from execlog.runner.normalizers.base import EntryPatch, Normalizer, NormalizerEvent, SessionIdSeen
 from execlog.runner.pipeline import KEYED_ENTRIES_CAPACITY
 from execlog.storage.backfills import BackfillLedger, LedgerRow, LegacyProcess
-from execlog.storage.entries import EntryRow, EntryStats, EntryStore
+from execlog.storage.entries import EntryStats, EntryStore
 from execlog.storage.legacy import (
     JsonPatchMessage,
     LegacyLogStore,
@@ -67,8 +67,8 @@ PROGRESS_EVERY_PROCESSES: Final = 25
 PROGRESS_EVERY_BYTES: Final = 64 * 1024 * 1024
 # Rows per write transaction: large enough that a commit is rare, small enough that the rows
 # of one batch (a few MB) are all the backfill holds at once.
-_WRITE_BATCH_ROWS: Final = 5000
-_WRITE_BATCH_BYTES: Final = 8 * 1024 * 1024
+_WRITE_BATCH_ROWS: Final = 20_000
+_WRITE_BATCH_BYTES: Final = 16 * 1024 * 1024
 _CHECKED_CAPACITY: Final = 16_384
 _ERROR_TEXT_CHARS: Final = 200
 
@@ -104,6 +104,12 @@ class _ChannelStats:
     count: int = 0
     min_index: int | None = None
     max_index: int | None = None
+    written: int = 0
+
+    def set_range(self, count: int) -> None:
+        """Indexes ``0..count-1``, each once."""
+        self.count = count
+        self.min_index, self.max_index = (0, count - 1) if count else (None, None)
 
     def add(self, index: int) -> None:
         byte, bit = divmod(index, 8)
@@ -136,6 +142,11 @@ class _StreamText:
     def __init__(self, max_line_bytes: int) -> None:
         self.splitter = LineSplitter(max_line_bytes)
         self._high_surrogate = ""
+
+    @property
+    def idle(self) -> bool:
+        """Nothing pending: the next text starts a new line."""
+        return not self._high_surrogate and self.splitter.idle
 
     def feed(self, text: str) -> list[str]:
         if self._high_surrogate:
@@ -188,11 +199,12 @@ class _KeyedIndexes:
         return index
 
 
-_Emitted = tuple[Channel, int, str]
+_Rows = list[tuple[int, str]]
 
 
 class _Replay:
-    """One pass over a process's JSONL, yielding ``(channel, index, payload)`` in log order."""
+    """One pass over a process's JSONL: ``chunks()`` yields ``(raw rows, normalized rows)``,
+    each a list of ``(index, payload)`` in log order, a few thousand rows or MiB at a time."""
 
     def __init__(
         self,
@@ -203,6 +215,7 @@ class _Replay:
         use_patches: bool,
     ) -> None:
         self.reader = legacy.read_messages(process_id)
+        self._max_line_bytes = max_line_bytes
         self._streams: dict[OutputStream, _StreamText] = {
             "stdout": _StreamText(max_line_bytes),
             "stderr": _StreamText(max_line_bytes),
@@ -212,39 +225,70 @@ class _Replay:
         self._keyed = _KeyedIndexes()
         self.raw_index = 0
         self.agent_session_id: str | None = None
+        self._raw: _Rows = []
+        self._normalized: _Rows = []
 
-    def __iter__(self) -> Iterator[_Emitted]:
+    def chunks(self) -> Iterator[tuple[_Rows, _Rows]]:
         streams = self._streams
+        # A text that is exactly one short ASCII line after a completed one splits into that
+        # line: the splitter would return ``[text[:-1]]``, so skip its encode/decode round trip
+        # (execlog's own dual-mode JSONL is all such texts).
+        short = self._max_line_bytes // 4
+        chunk_bytes = 0
         for message in self.reader:
             kind = type(message)
             if kind is StdoutMessage or kind is StderrMessage:
                 stream: OutputStream = "stdout" if kind is StdoutMessage else "stderr"
-                text = message.text  # type: ignore[union-attr]
-                yield from self._lines(stream, streams[stream].feed(text))
+                text: str = message.text  # type: ignore[union-attr]
+                chunk_bytes += len(text)
+                splitter = streams[stream]
+                if (
+                    text.endswith("\n")
+                    and splitter.idle
+                    and len(text) <= short
+                    and text.isascii()
+                    and text.count("\n") == 1
+                    and "\r" not in text
+                ):
+                    self._add_line(stream, text[:-1])
+                else:
+                    for line in splitter.feed(text):
+                        self._add_line(stream, line)
             elif kind is JsonPatchMessage:
                 if self._use_patches:
                     for operation in message.operations:  # type: ignore[union-attr]
-                        yield "normalized", operation.entry_index, operation.value_json
+                        self._normalized.append((operation.entry_index, operation.value_json))
+                        chunk_bytes += len(operation.value_json)
             elif kind is SessionIdMessage:
                 self._see_session_id(message.agent_session_id)  # type: ignore[union-attr]
+            if len(self._raw) + len(self._normalized) >= _WRITE_BATCH_ROWS or (
+                chunk_bytes >= _WRITE_BATCH_BYTES
+            ):
+                yield self._take()
+                chunk_bytes = 0
         for stream in ("stdout", "stderr"):
-            yield from self._lines(stream, streams[stream].finish())
+            for line in streams[stream].finish():
+                self._add_line(stream, line)
         if self._normalizer is not None:
-            yield from self._conversation(self._normalizer.finish())
+            self._conversation(self._normalizer.finish())
+        yield self._take()
 
-    def _lines(self, stream: OutputStream, lines: list[str]) -> Iterator[_Emitted]:
-        normalizer = self._normalizer
-        for line in lines:
-            yield "raw", self.raw_index, encode_raw_entry(stream, line)
-            self.raw_index += 1
-            if normalizer is not None:
-                yield from self._conversation(normalizer.feed(stream, line))
+    def _take(self) -> tuple[_Rows, _Rows]:
+        taken = self._raw, self._normalized
+        self._raw, self._normalized = [], []
+        return taken
 
-    def _conversation(self, events: list[NormalizerEvent]) -> Iterator[_Emitted]:
+    def _add_line(self, stream: OutputStream, line: str) -> None:
+        self._raw.append((self.raw_index, encode_raw_entry(stream, line)))
+        self.raw_index += 1
+        if self._normalizer is not None:
+            self._conversation(self._normalizer.feed(stream, line))
+
+    def _conversation(self, events: list[NormalizerEvent]) -> None:
         for event in events:
             if isinstance(event, EntryPatch):
                 index = self._keyed.index_of(event.key)
-                yield "normalized", index, encode_normalized_entry(event.entry)
+                self._normalized.append((index, encode_normalized_entry(event.entry)))
             elif isinstance(event, SessionIdSeen):
                 self._see_session_id(event.agent_session_id)
 
@@ -277,27 +321,18 @@ class ProcessBackfill:
     def run(self, process: ProcessRecord) -> BackfillResult:
         pid = process.id
         agent = process.run_reason == "codingagent"
-        normalizer_kind = process.action.get("executor") if agent else None
+        executor = process.action.get("executor") if agent else None
         use_patches = self._log_has_patches(pid)
         stored = {channel: self._entries.fetch_stats(pid, channel) for channel in CHANNELS}
+        todo: set[Channel] = set(CHANNELS)
         if any(stats.count for stats in stored.values()):
             # Entries exist (written live, or a backfill that stopped half-way): rebuild the
             # statistics first and rewrite only the channels that differ.
-            check = self._replay(pid, normalizer_kind, use_patches)
-            rebuilt = {channel: _ChannelStats() for channel in CHANNELS}
-            for channel, index, _payload in check:
-                rebuilt[channel].add(index)
+            check = self._replay(pid, executor, use_patches)
+            rebuilt = self._consume(check, set(), pid)
             todo = {c for c in CHANNELS if not rebuilt[c].matches(stored[c])}
-        else:
-            todo = set(CHANNELS)
-        replay = self._replay(pid, normalizer_kind, use_patches)
-        stats = {channel: _ChannelStats() for channel in CHANNELS}
-        written = 0
-        if todo:
-            written = self._write(pid, replay, todo, stats)
-        else:
-            for channel, index, _payload in replay:
-                stats[channel].add(index)
+        replay = self._replay(pid, executor, use_patches)
+        stats = self._consume(replay, todo, pid)
         session_id = replay.agent_session_id
         if session_id is not None:
             self._repository.set_missing_agent_session_id(pid, session_id, now_ms())
@@ -305,7 +340,7 @@ class ProcessBackfill:
             process_id=pid,
             raw_entries=stats["raw"].count,
             normalized_entries=stats["normalized"].count,
-            entries_written=written,
+            entries_written=sum(stats[c].written for c in CHANNELS),
             bytes_read=replay.reader.bytes_read,
             malformed_lines=replay.reader.malformed_lines,
             agent_session_id=session_id,
@@ -331,31 +366,28 @@ class ProcessBackfill:
         with self._engine.connect() as connection:
             return connection.execute(_HAS_PATCH, {"pid": pid}).first() is not None
 
-    def _write(
-        self, pid: str, replay: _Replay, todo: set[Channel], stats: dict[Channel, _ChannelStats]
-    ) -> int:
-        batch: list[EntryRow] = []
-        batch_bytes = 0
-        written = 0
-        for channel, index, payload in replay:
-            stats[channel].add(index)
-            if channel not in todo:
-                continue
-            batch.append(EntryRow(pid, channel, index, payload))
-            batch_bytes += len(payload)
-            if len(batch) >= _WRITE_BATCH_ROWS or batch_bytes >= _WRITE_BATCH_BYTES:
-                self._flush(batch)
-                written += len(batch)
-                batch = []
-                batch_bytes = 0
-        if batch:
-            self._flush(batch)
-            written += len(batch)
-        return written
-
-    def _flush(self, batch: list[EntryRow]) -> None:
-        with self._engine.begin() as connection:
-            self._entries.upsert_entries(connection, batch, now_ms())
+    def _consume(
+        self, replay: _Replay, todo: set[Channel], pid: str
+    ) -> dict[Channel, _ChannelStats]:
+        """Run the replay: count every channel, write the rows of the channels in ``todo``."""
+        stats: dict[Channel, _ChannelStats] = {c: _ChannelStats() for c in CHANNELS}
+        normalized = stats["normalized"]
+        for raw_rows, normalized_rows in replay.chunks():
+            for index, _payload in normalized_rows:
+                normalized.add(index)
+            writes = [
+                (channel, rows)
+                for channel, rows in (("raw", raw_rows), ("normalized", normalized_rows))
+                if rows and channel in todo
+            ]
+            if writes:
+                with self._engine.begin() as connection:
+                    for channel, rows in writes:
+                        self._entries.upsert_channel_rows(connection, pid, channel, rows, now_ms())
+                        stats[channel].written += len(rows)
+        # Raw indexes are 0..n-1 by construction: no bitmap needed.
+        stats["raw"].set_range(replay.raw_index)
+        return stats
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,11 @@ class LineSplitter:
         # content plus a ``\r`` that may turn out to be half of a ``\r\n``).
         self._pending = bytearray()
 
+    @property
+    def idle(self) -> bool:
+        """No partial line is pending: the next chunk starts a new line."""
+        return not self._pending
+
     def feed(self, chunk: bytes) -> list[str]:
         """The lines that ``chunk`` completes, in order."""
         newline = chunk.rfind(b"\n")

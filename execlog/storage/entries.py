@@ -240,6 +240,28 @@ class EntryStore:
             else:
                 self._upsert_postgres_chunk(connection, chunk, now_ms, first=start == 0)
 
+    def upsert_channel_rows(
+        self,
+        connection: Connection,
+        process_id: str,
+        channel: Channel,
+        rows: Sequence[tuple[int, str]],
+        now_ms: int,
+    ) -> None:
+        """``upsert_entries`` for ``(index, payload)`` rows of one channel (the backfill's bulk
+        path: on SQLite no EntryRow per row, about a fifth of its time per line)."""
+        if not self._sqlite:
+            self.upsert_entries(
+                connection, [EntryRow(process_id, channel, i, p) for i, p in rows], now_ms
+            )
+            return
+        for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
+            part = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+            params: list[object] = []
+            for index, payload in part:
+                params += (process_id, channel, index, payload, now_ms, now_ms)
+            connection.exec_driver_sql(self._multi_row_sql(len(part)), tuple(params))
+
     def _upsert_sqlite_chunk(
         self, connection: Connection, rows: Sequence[EntryRow], now_ms: int
     ) -> None:

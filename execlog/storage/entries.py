@@ -7,10 +7,10 @@ Writes are idempotent upserts: an update of an entry keeps its index.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -116,6 +116,8 @@ _PG_UPSERT_FROM_STAGING: Final = (
 _PG_STAGING_TYPES: Final = ("text", "text", "int8", "text")
 # Several chunks may share a transaction: each after the first empties the table first.
 _PG_EMPTY_STAGING: Final = f"TRUNCATE {_PG_STAGING}"
+
+_R = TypeVar("_R")
 
 # A limit larger than any channel: "no limit" without a second statement shape.
 _NO_LIMIT: Final = 2**62
@@ -255,12 +257,14 @@ class EntryStore:
                 connection, [EntryRow(process_id, channel, i, p) for i, p in rows], now_ms
             )
             return
-        for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
-            part = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+
+        def params_of(part: Sequence[tuple[int, str]]) -> list[object]:
             params: list[object] = []
             for index, payload in part:
                 params += (process_id, channel, index, payload, now_ms, now_ms)
-            connection.exec_driver_sql(self._multi_row_sql(len(part)), tuple(params))
+            return params
+
+        self._execute_sqlite_upserts(connection, rows, params_of)
 
     def _upsert_sqlite_chunk(
         self, connection: Connection, rows: Sequence[EntryRow], now_ms: int
@@ -275,14 +279,28 @@ class EntryStore:
         last bound values, i.e. SQLite's copies of the payloads (issue 9: 1.1 GB held after a
         flood). Re-binding with NULLs frees them while keeping the prepared statements, whose
         preparation would cost 3x the insert."""
+
+        def params_of(part: Sequence[EntryRow]) -> list[object]:
+            params: list[object] = []
+            for r in part:
+                params += (r.process_id, r.channel, r.entry_index, r.entry_json, now_ms, now_ms)
+            return params
+
+        self._execute_sqlite_upserts(connection, rows, params_of)
+
+    def _execute_sqlite_upserts(
+        self,
+        connection: Connection,
+        rows: Sequence[_R],
+        params_of: Callable[[Sequence[_R]], list[object]],
+    ) -> None:
+        """The statements of ``_upsert_sqlite_chunk``; ``params_of`` flattens a slice of rows."""
         used: set[int] = set()
         start = 0
         total = len(rows)
         while start < total:
             size = next(n for n in _SQLITE_STATEMENT_ROWS if n <= total - start)
-            params: list[object] = []
-            for r in rows[start : start + size]:
-                params += (r.process_id, r.channel, r.entry_index, r.entry_json, now_ms, now_ms)
+            params = params_of(rows[start : start + size])
             params.append(1)
             connection.exec_driver_sql(self._multi_row_sql(size), tuple(params))
             used.add(size)

@@ -18,6 +18,8 @@ from execlog.api.envelope import install_error_handlers
 from execlog.api.security import SecurityMiddleware
 from execlog.api.webui import DEFAULT_STATIC_DIR, install_web_ui
 from execlog.config import BackfillMode, Settings
+from execlog.runner.child import ChildProcess
+from execlog.runner.descendants import is_child_subreaper, reap_orphans_periodically
 from execlog.services import Services
 from execlog.storage.migrate import run_migrations
 
@@ -88,6 +90,10 @@ def create_app(
         if settings.backfill_mode is BackfillMode.STARTUP:
             await services.backfiller.run_pending("startup", backfill_logger.info)
         tasks = _start_legacy_jobs(services)
+        if is_child_subreaper():  # `execlog serve` made it one: collect the orphans that end
+            tasks.append(
+                asyncio.create_task(reap_orphans_periodically(ChildProcess.live_pids.copy))
+            )
         try:
             yield
         finally:

@@ -60,6 +60,7 @@ def serve(no_auth: bool) -> None:
     """Serve the API on EXECLOG_HOST:EXECLOG_PORT (migrations run first)."""
     settings = _server_settings(no_auth)
     from execlog.api.webui import web_ui_url
+    from execlog.runner.descendants import become_child_subreaper
     from execlog.server import bind_socket, build_server, server_url, tune_garbage_collector
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -72,6 +73,12 @@ def serve(no_auth: bool) -> None:
     url = server_url(sock)
     server = build_server(settings, sock)
     tune_garbage_collector()
+    if not become_child_subreaper():
+        click.echo(
+            "execlog: WARNING: prctl(PR_SET_CHILD_SUBREAPER) failed: orphaned descendants of "
+            "agents go to init and are found by their environment only",
+            err=True,
+        )
     click.echo(f"execlog listening on {url}", err=False)
     click.echo(f"web UI: {web_ui_url(url, settings.auth_token)}", err=False)
     sys.stdout.flush()

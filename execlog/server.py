@@ -66,7 +66,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
+    # Not inheritable (Python's default): a child holding it kept the port after a crash and
+    # could accept() the server's connections (issue 10).
     return sock
 
 

@@ -1,6 +1,7 @@
-"""One child process in its own process group: start it, pump stdout and stderr through line
-splitters into an async handler (whose slowness back-pressures the child), wait for its end with
-every line delivered, and stop the whole group (SIGTERM, then SIGKILL after a grace period).
+"""One child process in its own process group: start it with nothing of the server's but the
+three pipes it is given, pump stdout and stderr through line splitters into an async handler
+(whose slowness back-pressures the child), wait for its end with every line delivered, and stop
+it with everything it started (SIGTERM, then SIGKILL after a grace period; runner/descendants).
 A line still without its newline after ``PARTIAL_LINE_DELAY`` goes to a second handler, again
 at most that often while it grows, so progress bars are visible live (CONTRACT.md).
 """
@@ -10,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import IO, Any, ClassVar, Final, Literal
 
 from execlog.errors import ExeclogError
 from execlog.protocol import OutputStream
+from execlog.runner.descendants import PROCESS_ID_VARIABLE, Descendants, read_proc_stat
 from execlog.runner.lines import LineSplitter
 
 __all__ = [
@@ -36,12 +39,21 @@ PartialLineHandler = Callable[[OutputStream, str], Awaitable[None]]
 PARTIAL_LINE_DELAY: Final = 0.25
 _PARTIAL_RECHECK_SECONDS: Final = 0.02
 
+
 READ_SIZE: Final = 65_536
 # After the child exits, a stream that stays silent this long while still open is held by a
 # background grandchild: stop reading it so the process can finish (its output so far is kept).
 ORPHAN_PIPE_GRACE_SECONDS: Final = 2.0
+# After SIGKILL: how long the survivors may take to vanish, then how long the pipes may take to
+# drain, before we stop reading whatever still holds them. Together well under the 1 s that
+# `POST …/stop` may take beyond the grace period (issue 10).
+KILL_WAIT_SECONDS: Final = 0.3
+DRAIN_AFTER_KILL_SECONDS: Final = 0.3
+# How often a running child's descendants are learned, so that one orphaned and re-parented
+# between two looks is still known when it must be stopped.
+TRACK_INTERVAL_SECONDS: Final = 1.0
 _WATCH_INTERVAL: Final = 0.1
-_STREAM_FDS: Final[dict[OutputStream, int]] = {"stdout": 1, "stderr": 2}
+_TERM_POLL_SECONDS: Final = 0.1
 
 
 class ChildStartError(ExeclogError):
@@ -59,39 +71,47 @@ class ChildExit:
 class ChildProcess:
     """A running child. Create with ``await ChildProcess.start(...)``."""
 
+    # Pids of children this process waits for itself: an orphan reaper must leave them alone.
+    live_pids: ClassVar[set[int]] = set()
+
     pid: int
     stdin: asyncio.StreamWriter | None
 
     def __init__(
         self,
-        transport: asyncio.SubprocessTransport,
-        process: asyncio.subprocess.Process,
+        popen: subprocess.Popen[bytes],
+        readers: dict[OutputStream, tuple[asyncio.StreamReader, asyncio.ReadTransport]],
+        stdin: asyncio.StreamWriter,
         on_output: OutputHandler,
         max_line_bytes: int,
+        process_id: str | None,
         on_partial_line: PartialLineHandler | None = None,
     ) -> None:
-        self._transport = transport
-        self._process = process
+        self._popen = popen
+        self._read_transports = {stream: transport for stream, (_, transport) in readers.items()}
         self._on_output = on_output
         self._on_partial_line = on_partial_line
         self._max_line_bytes = max_line_bytes
-        self.pid = process.pid
-        self.stdin = process.stdin
+        self.pid = popen.pid
+        self.stdin = stdin
+        self.live_pids.add(self.pid)
+        stat = read_proc_stat(self.pid)
+        self.start_time = None if stat is None else stat.start_time
+        self.descendants = Descendants(self.pid, process_id)
         self._stop_requested = False
         self._stop_task: asyncio.Task[None] | None = None
         self._wait_task: asyncio.Task[ChildExit] | None = None
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pidfd: int | None = None
+        self._watch_exit()
         # Loop time since which a pump has been waiting for data, or None while it delivers.
         self._idle_since: dict[OutputStream, float | None] = {"stdout": None, "stderr": None}
-        self._pumps: dict[OutputStream, asyncio.Task[None]] = {}
-        streams: tuple[tuple[OutputStream, asyncio.StreamReader | None], ...] = (
-            ("stdout", process.stdout),
-            ("stderr", process.stderr),
-        )
-        for stream, reader in streams:
-            assert reader is not None
-            self._pumps[stream] = asyncio.create_task(
+        self._pumps: dict[OutputStream, asyncio.Task[None]] = {
+            stream: asyncio.create_task(
                 self._pump(stream, reader), name=f"child-{self.pid}-{stream}"
             )
+            for stream, (reader, _) in readers.items()
+        }
 
     @classmethod
     async def start(
@@ -104,19 +124,21 @@ class ChildProcess:
         max_line_bytes: int,
         on_partial_line: PartialLineHandler | None = None,
     ) -> ChildProcess:
-        """Start ``argv`` in a new session (own process group) with piped stdin/stdout/stderr."""
+        """Start ``argv`` in a new session (own process group) with piped stdin/stdout/stderr.
+
+        ``subprocess.Popen`` closes every other descriptor in the child (uvloop's spawn passed
+        on every inheritable one, the listening socket included: issue 10)."""
         if not argv:
             raise ChildStartError("empty command")
-        loop = asyncio.get_running_loop()
         try:
-            transport, protocol = await loop.subprocess_exec(
-                lambda: asyncio.subprocess.SubprocessStreamProtocol(limit=READ_SIZE, loop=loop),
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 cwd=cwd,
                 env=dict(env) if env is not None else None,
+                close_fds=True,
                 start_new_session=True,
             )
         except (FileNotFoundError, NotADirectoryError) as exc:
@@ -130,12 +152,27 @@ class ChildProcess:
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise ChildStartError(f"cannot start {argv[0]}: {reason}") from exc
-        process = asyncio.subprocess.Process(transport, protocol, loop)
-        return cls(transport, process, on_output, max_line_bytes, on_partial_line)
+        loop = asyncio.get_running_loop()
+        assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
+        readers: dict[OutputStream, tuple[asyncio.StreamReader, asyncio.ReadTransport]] = {}
+        pipes: tuple[tuple[OutputStream, IO[bytes]], ...] = (
+            ("stdout", popen.stdout),
+            ("stderr", popen.stderr),
+        )
+        for stream, pipe in pipes:
+            reader = asyncio.StreamReader(limit=READ_SIZE, loop=loop)
+            transport, _ = await loop.connect_read_pipe(
+                lambda r=reader: asyncio.StreamReaderProtocol(r, loop=loop),  # type: ignore[misc]
+                pipe,
+            )
+            readers[stream] = (reader, transport)
+        stdin = await _connect_stdin(loop, popen.stdin)
+        process_id = None if env is None else env.get(PROCESS_ID_VARIABLE)
+        return cls(popen, readers, stdin, on_output, max_line_bytes, process_id, on_partial_line)
 
     @property
     def returncode(self) -> int | None:
-        return self._process.returncode
+        return self._popen.returncode
 
     async def wait(self) -> ChildExit:
         """The exit, once the child has exited and both streams are drained and delivered.
@@ -147,13 +184,37 @@ class ChildProcess:
         return await asyncio.shield(self._wait_task)
 
     async def stop(self, grace_seconds: float) -> None:
-        """SIGTERM the process group, SIGKILL it after ``grace_seconds``. Idempotent."""
+        """SIGTERM the child and every descendant, SIGKILL them after ``grace_seconds``, then
+        stop reading pipes that something unkillable still holds. Idempotent; returns within
+        about ``grace_seconds`` + 0.6 s whatever the children do."""
         self._stop_requested = True
         if self._stop_task is None:
-            self._stop_task = asyncio.create_task(self._terminate_group(grace_seconds))
+            self._stop_task = asyncio.create_task(self._terminate(grace_seconds))
         await asyncio.shield(self._stop_task)
 
     # --- internals ------------------------------------------------------------------------
+
+    def _watch_exit(self) -> None:
+        """Resolve ``_exited`` when the child exits: a pidfd the loop watches (Linux ≥ 5.3),
+        else the watch tick of ``_wait_for_end`` polls."""
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            return
+        asyncio.get_running_loop().add_reader(self._pidfd, self._poll_exit)
+
+    def _poll_exit(self) -> bool:
+        code = self._popen.poll()
+        if code is None:
+            return False
+        self.live_pids.discard(self.pid)
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if not self._exited.done():
+            self._exited.set_result(code)
+        return True
 
     async def _pump(self, stream: OutputStream, reader: asyncio.StreamReader) -> None:
         splitter = LineSplitter(self._max_line_bytes)
@@ -211,75 +272,96 @@ class ChildProcess:
                 await self._on_output(stream, lines)
         except Exception:
             # Nobody will read this child any more: do not leave it blocked on a full pipe.
-            self._signal_group(signal.SIGKILL)
+            self._kill_known()
             raise
         finally:
             self._idle_since[stream] = None
+            # uvloop keeps a read pipe open after EOF (the protocol asks for half-close):
+            # close it, or the loop cannot close.
+            self._stop_reading(stream)
 
     async def _wait_for_end(self) -> ChildExit:
-        exit_task = asyncio.ensure_future(self._process.wait())
-        pending: set[asyncio.Future[Any]] = {exit_task, *self._pumps.values()}
+        pending: set[asyncio.Future[Any]] = {self._exited, *self._pumps.values()}
+        loop = asyncio.get_running_loop()
+        next_track = loop.time() + TRACK_INTERVAL_SECONDS
         while pending:
             done, pending = await asyncio.wait(
                 pending, timeout=_WATCH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
             )
             for task in done:
-                error = None if task is exit_task or task.cancelled() else task.exception()
+                error = None if task is self._exited or task.cancelled() else task.exception()
                 if error is not None:
-                    await self._abandon(exit_task)
+                    await self._abandon()
                     raise error
-            # asyncio reports the exit only once every pipe is closed, and a background
-            # grandchild may hold them open: the transport knows the exit code first.
-            if self._transport.get_returncode() is not None:
+            if self._poll_exit():
                 self._close_pipes_after_exit()
-        code = exit_task.result()
+            elif loop.time() >= next_track and not self._stop_requested:
+                next_track = loop.time() + TRACK_INTERVAL_SECONDS
+                await self.descendants.refresh_now()
+        code = self._exited.result()
         if self._stop_requested:
             return ChildExit("killed", code)
         return ChildExit("completed" if code == 0 else "failed", code)
 
-    async def _abandon(self, exit_task: asyncio.Future[int]) -> None:
+    async def _abandon(self) -> None:
         """A handler failed: kill the group and let the remaining pump and the exit finish."""
-        self._signal_group(signal.SIGKILL)
+        self._kill_known()
         for pump in self._pumps.values():
             if not pump.done():
                 pump.cancel()
-        await asyncio.gather(exit_task, *self._pumps.values(), return_exceptions=True)
+        while not self._poll_exit():
+            await asyncio.sleep(_WATCH_INTERVAL)
+        await asyncio.gather(*self._pumps.values(), return_exceptions=True)
 
     def _close_pipes_after_exit(self) -> None:
         """The child has exited: close our end of its stdin, and stop reading a stream that a
         background grandchild keeps open and silent."""
-        stdin = self._transport.get_pipe_transport(0)
-        if stdin is not None and not stdin.is_closing():
-            stdin.close()
+        if self.stdin is not None and not self.stdin.is_closing():
+            self.stdin.close()
         now = asyncio.get_running_loop().time()
         for stream, idle_since in self._idle_since.items():
             if idle_since is None or now - idle_since < ORPHAN_PIPE_GRACE_SECONDS:
                 continue
-            pipe = self._transport.get_pipe_transport(_STREAM_FDS[stream])
-            if pipe is not None and not pipe.is_closing():
-                pipe.close()
+            self._stop_reading(stream)
 
-    async def _terminate_group(self, grace_seconds: float) -> None:
-        self._signal_group(signal.SIGTERM)
+    def _stop_reading(self, stream: OutputStream) -> None:
+        transport = self._read_transports[stream]
+        if not transport.is_closing():
+            transport.close()
+
+    async def _terminate(self, grace_seconds: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_seconds
-        # Grace ends early once every member of the group is gone (leader and grandchildren).
-        while loop.time() < deadline and self._group_alive():
-            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
-        self._signal_group(signal.SIGKILL)
+        alive = await self.descendants.refresh_now(by_environment=True)
+        terminated: set[tuple[int, int]] = set()
+        # Grace ends early once every descendant is gone; one forked meanwhile gets SIGTERM too.
+        while alive:
+            fresh = [stat for stat in alive if (stat.pid, stat.start_time) not in terminated]
+            self.descendants.signal(fresh, signal.SIGTERM)
+            terminated.update((stat.pid, stat.start_time) for stat in fresh)
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(min(_TERM_POLL_SECONDS, max(0.0, deadline - loop.time())))
+            alive = await self.descendants.refresh_now(by_environment=True)
+        kill_deadline = loop.time() + KILL_WAIT_SECONDS
+        while alive and loop.time() < kill_deadline:
+            self.descendants.signal(alive, signal.SIGKILL)
+            await asyncio.sleep(0.02)
+            alive = await self.descendants.refresh_now(by_environment=True)
+        # Whatever still holds a pipe (a process we may not signal, one stuck in the kernel)
+        # must not hold the stop: give the pipes a moment to drain, then stop reading them.
+        drain_deadline = loop.time() + DRAIN_AFTER_KILL_SECONDS
+        while loop.time() < drain_deadline and not all(p.done() for p in self._pumps.values()):
+            await asyncio.sleep(0.02)
+        for stream in self._pumps:
+            self._stop_reading(stream)
 
-    def _group_alive(self) -> bool:
-        if self._process.returncode is None:
-            return True
-        try:
-            os.killpg(self.pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
+    def _kill_known(self) -> None:
+        """SIGKILL what is known without a scan (the handler failed: act now)."""
+        self.descendants.signal(self.descendants.known(), signal.SIGKILL)
 
-    def _signal_group(self, signum: signal.Signals) -> None:
-        # The child called setsid(): its pid is its process group id.
-        try:
-            os.killpg(self.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
+
+async def _connect_stdin(loop: asyncio.AbstractEventLoop, pipe: IO[bytes]) -> asyncio.StreamWriter:
+    protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), loop=loop)
+    transport, _ = await loop.connect_write_pipe(lambda: protocol, pipe)
+    return asyncio.StreamWriter(transport, protocol, None, loop)

@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from execlog import __version__
-from execlog.api import approvals, events, logs, retired, sessions, webui
+from execlog.api import approvals, downloads, events, logs, raw_search, retired, sessions, webui
 from execlog.api.envelope import install_error_handlers
 from execlog.api.security import SecurityMiddleware
 from execlog.api.webui import DEFAULT_STATIC_DIR, install_web_ui
@@ -41,6 +41,10 @@ Frames: `{"type": "append" | "replace", "entry_index": N, "entry": <payload>}`, 
 database) before live events. Unknown process: close 4404 `execution_process_not_found`;
 malformed id or `after`: close 4400. A subscriber that falls behind is resynced with `replace`
 frames without closing.
+
+**Raw log search and download**: `GET …/raw-logs/v2/search?q=` (entry indexes newest first,
+bounded in time: `truncated`, `next_cursor`) and `GET …/raw-logs/v2/download?format=text|ndjson`
+(streamed attachment).
 
 **Server-sent events**: `GET /api/events` (`session_created`, `process_updated`,
 `approval_updated`, `resync`).
@@ -113,7 +117,7 @@ def create_app(
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (sessions, logs, approvals, events, retired):
+    for module in (sessions, logs, raw_search, downloads, approvals, events, retired):
         app.include_router(module.router)
     app.include_router(webui.config_router)
     install_web_ui(app, static_dir)

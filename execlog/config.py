@@ -171,6 +171,15 @@ class Settings(BaseSettings):
             "it from `GET /api/config`)."
         ),
     )
+    raw_search_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description=(
+            "Time budget of one raw-log search request; a search that runs out of it answers "
+            "with what it found so far and `truncated: true`."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -20,6 +20,7 @@ __all__ = [
     "LEGACY_FINISHED_LINE",
     "OutputStream",
     "StoredEntry",
+    "decode_raw_content",
     "encode_append_frame",
     "encode_history_page",
     "encode_json",
@@ -84,6 +85,22 @@ def encode_raw_entry_and_legacy_line(stream: OutputStream, line: str) -> tuple[s
         _RAW_PREFIX[stream] + quoted + "}",
         _LEGACY_STREAM_PREFIX[stream] + quoted[:-1] + '\\n"}',
     )
+
+
+class _RawPayload(msgspec.Struct, frozen=True, gc=False):
+    type: str
+    content: str
+
+
+_raw_payload_decoder = msgspec.json.Decoder(_RawPayload)
+
+
+def decode_raw_content(entry_json: str) -> str:
+    """The line of a raw payload (``content``); "" for a payload that is not a raw entry."""
+    try:
+        return _raw_payload_decoder.decode(entry_json).content
+    except msgspec.DecodeError:  # includes ValidationError (valid JSON, another shape)
+        return ""
 
 
 def encode_normalized_entry(entry: dict[str, Any]) -> str:

@@ -7,18 +7,33 @@ Writes are idempotent upserts: an update of an entry keeps its index.
 
 from __future__ import annotations
 
+import asyncio
+import string
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, literal, select, text
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
-from execlog.protocol import Channel, StoredEntry, now_ms
+from execlog.protocol import Channel, StoredEntry, decode_raw_content, now_ms
 from execlog.storage.tables import execution_process_log_entries as entries_table
 
 __all__ = [
+    "ContentQuery",
     "EntryRow",
     "EntryStats",
     "EntryStore",
@@ -122,6 +137,62 @@ _R = TypeVar("_R")
 # A limit larger than any channel: "no limit" without a second statement shape.
 _NO_LIMIT: Final = 2**62
 
+_ASCII_FOLD: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+# Printable ASCII that JSON encoders write as itself (quote and backslash are always escaped;
+# some encoders escape "/" or, HTML-safe, "<>&'"): text made of these appears verbatim in any
+# stored payload, whoever encoded it (legacy imports included).
+_VERBATIM_IN_JSON: Final = frozenset(
+    string.ascii_letters + string.digits + " !#$%()*+,-.:;=?@[]^_`{|}~"
+)
+
+
+def _fold_ascii(value: str) -> str:
+    return value.translate(_ASCII_FOLD)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentQuery:
+    """A raw line search: the line contains the needle, ignoring the case of ASCII letters only
+    (alike on SQLite, whose lower() folds ASCII only, and PostgreSQL, folded by translate()).
+
+    The database tests each row with a cheap substring test on the stored JSON text first when
+    the text is verbatim in any JSON encoding, and only then extracts ``content``; the same
+    rule runs in Python for the entries still in memory (``matches``)."""
+
+    folded: str
+
+    @classmethod
+    def of(cls, needle: str) -> ContentQuery:
+        return cls(_fold_ascii(needle))
+
+    @property
+    def prefilter(self) -> str | None:
+        return self.folded if set(self.folded) <= _VERBATIM_IN_JSON else None
+
+    def matches(self, entry_json: str) -> bool:
+        if self.prefilter is not None and self.prefilter not in _fold_ascii(entry_json):
+            return False
+        return self.folded in _fold_ascii(decode_raw_content(entry_json))
+
+    def where_clause(self, dialect: str) -> ColumnElement[bool]:
+        def contains(haystack: ColumnElement[Any], name: str, needle: str) -> ColumnElement[bool]:
+            bound: ColumnElement[str] = bindparam(name, needle)
+            if dialect == "sqlite":
+                return func.instr(func.lower(haystack), bound) > 0
+            folded = func.translate(haystack, string.ascii_uppercase, string.ascii_lowercase)
+            return func.strpos(folded, bound) > 0
+
+        content: ColumnElement[Any] = (
+            func.json_extract(_t.entry_json, "$.content")
+            if dialect == "sqlite"
+            else cast(_t.entry_json, JSON)["content"].as_string()
+        )
+        clause = contains(content, "needle", self.folded)
+        if self.prefilter is None:
+            return clause
+        # The cheap test on the stored text first: most rows fail it and skip the JSON parse.
+        return and_(contains(_t.entry_json, "prefilter", self.prefilter), clause)
+
 
 def _to_entries(rows: Sequence[Any]) -> list[StoredEntry]:
     make = StoredEntry._make
@@ -217,6 +288,48 @@ class EntryStore:
         with self._reading() as connection:
             newest = connection.execute(_MAX_INDEX, params).scalar_one_or_none()
         return 0 if newest is None else int(newest) + 1
+
+    def first_index(self, process_id: str, channel: Channel) -> int | None:
+        """The lowest stored index (one seek), None for an empty channel."""
+        params = {"pid": process_id, "channel": channel}
+        with self._reading() as connection:
+            oldest = connection.execute(_MIN_INDEX, params).scalar_one_or_none()
+        return None if oldest is None else int(oldest)
+
+    def search_raw(
+        self, process_id: str, query: ContentQuery, start: int, stop: int, limit: int
+    ) -> list[int]:
+        """Indexes of raw entries with ``start <= index < stop`` whose line matches ``query``,
+        newest first, at most ``limit``. Callers bound the range: the scan is over it."""
+        t = _t
+        statement = (
+            select(t.entry_index)
+            .where(_KEY & (t.entry_index >= start) & (t.entry_index < stop))
+            .where(query.where_clause(self._engine.dialect.name))
+            .order_by(t.entry_index.desc())
+            .limit(limit)
+        )
+        with self._reading() as connection:
+            rows = connection.execute(statement, {"pid": process_id, "channel": "raw"}).all()
+        return [int(row[0]) for row in rows]
+
+    # --- awaitable forms for the event loop ------------------------------------------------
+
+    async def afetch_entries_after(
+        self, process_id: str, channel: Channel, after: int | None, limit: int | None = None
+    ) -> list[StoredEntry]:
+        return await asyncio.to_thread(self.fetch_entries_after, process_id, channel, after, limit)
+
+    async def afirst_index(self, process_id: str, channel: Channel) -> int | None:
+        return await asyncio.to_thread(self.first_index, process_id, channel)
+
+    async def anext_index(self, process_id: str, channel: Channel) -> int:
+        return await asyncio.to_thread(self.next_index, process_id, channel)
+
+    async def asearch_raw(
+        self, process_id: str, query: ContentQuery, start: int, stop: int, limit: int
+    ) -> list[int]:
+        return await asyncio.to_thread(self.search_raw, process_id, query, start, stop, limit)
 
     # --- writes ----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """`GET …/raw-logs/v2/download` on a real server: the download equals the stored log in both
-formats (ended and running processes, memory and database), headers name the file (bad
-parameters: test_raw_search.py), and a real `execlog serve` keeps its memory flat while streaming a log much
-larger than the growth allowed."""
+formats (ended and running processes, memory and database), headers name the file, and a real
+`execlog serve` keeps its memory flat while streaming a log much larger than the growth
+allowed. Bad parameters and unknown ids: test_raw_search.py, for both tools."""
 
 from __future__ import annotations
 

@@ -53,13 +53,12 @@ async def search_raw_log(
 ) -> RawSearchResult:
     """Indexes of the raw entries below ``cursor`` whose line contains ``text`` (ASCII letters
     in any case), newest first; at most ``limit``, within the configured time budget."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + services.settings.raw_search_seconds
     query = ContentQuery.of(text)
     result = RawSearchResult()
     store = services.registry.get(process_id, "raw")
     if store is None:
         await services.history.ensure_process(process_id)
+        # A one-time backfill from legacy JSONL (any read of the process waits for it).
         await services.history.prepare_stored_read(process_id)
         stored_top = await services.entries.anext_index(process_id, "raw")
         if cursor is not None:
@@ -76,6 +75,9 @@ async def search_raw_log(
                     return _stopped_at(result, index)
         if stored_top > 0:
             await services.history.flush_writes()  # evicted entries may still be queued
+    # The budget bounds the database scan, the part that grows with the log.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + services.settings.raw_search_seconds
     oldest = await services.entries.afirst_index(process_id, "raw")
     high = stored_top
     while oldest is not None and high > oldest:

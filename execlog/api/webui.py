@@ -151,8 +151,9 @@ def render_sign_in_page(*, wrong_token: bool) -> HTMLResponse:
         "started: it ends in <code>/?token=…</code>. The page keeps the token in a cookie, so "
         "later visits need no token.</p>"
         "<p>The token is <code>EXECLOG_AUTH_TOKEN</code> when that is set, otherwise the one "
-        "execlog generated at its first start. You can also open "
-        "<code>http://HOST:PORT/?token=YOUR_TOKEN</code> yourself.</p>",
+        "execlog generated at its first start into the <code>token</code> file of its user "
+        "data directory (<code>~/.local/share/execlog/token</code> by default). You can also "
+        "open <code>http://HOST:PORT/?token=YOUR_TOKEN</code> yourself.</p>",
     )
 
 

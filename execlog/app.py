@@ -1,4 +1,4 @@
-"""ASGI application factory and start-up order: migrations, orphan marking, the writer, the
+"""ASGI application factory and start-up order: migrations, the writer, orphan marking, the
 backfill of legacy JSONL (``EXECLOG_BACKFILL_MODE``); then requests, with the hourly retention
 cleanup beside them. Shutdown stops processes, then flushes."""
 
@@ -18,29 +18,36 @@ from execlog.api.envelope import install_error_handlers
 from execlog.api.security import SecurityMiddleware
 from execlog.api.webui import DEFAULT_STATIC_DIR, install_web_ui
 from execlog.config import BackfillMode, Settings
+from execlog.jobs.orphans import mark_orphans
+from execlog.protocol import (
+    CLOSE_INVALID_REQUEST,
+    CLOSE_NORMAL,
+    CLOSE_NOT_FOUND,
+    NOT_FOUND_CLOSE_REASON,
+)
 from execlog.runner.child import ChildProcess
 from execlog.runner.descendants import is_child_subreaper, reap_orphans_periodically
 from execlog.services import Services
-from execlog.storage.migrate import run_migrations
+from execlog.storage.migrate import arun_migrations
 
 __all__ = ["create_app"]
 
 # FastAPI's OpenAPI page lists HTTP routes only; the streams are listed here so /docs names
 # every endpoint (CONTRACT.md, "Approvals, the session event stream ... list every endpoint").
-API_DESCRIPTION = """
-Every JSON body is an envelope: `{"success": true, "data": ..., "message": null}`, or with a
-4xx/5xx status `{"success": false, "data": null, "message": "<what was wrong>"}`.
+API_DESCRIPTION = f"""
+Every JSON body is an envelope: `{{"success": true, "data": ..., "message": null}}`, or with a
+4xx/5xx status `{{"success": false, "data": null, "message": "<what was wrong>"}}`.
 
 **WebSocket streams** (not shown as operations below):
 
-- `WS /api/execution-processes/{id}/raw-logs/v2/ws?after=N`
-- `WS /api/execution-processes/{id}/normalized-logs/v2/ws?after=N`
+- `WS /api/execution-processes/{{id}}/raw-logs/v2/ws?after=N`
+- `WS /api/execution-processes/{{id}}/normalized-logs/v2/ws?after=N`
 
-Frames: `{"type": "append" | "replace", "entry_index": N, "entry": <payload>}`, then
-`{"type": "finished"}` and close 1000. `after=N` replays every entry with index > N (memory or
-database) before live events. Unknown process: close 4404 `execution_process_not_found`;
-malformed id or `after`: close 4400. A subscriber that falls behind is resynced with `replace`
-frames without closing.
+Frames: `{{"type": "append" | "replace", "entry_index": N, "entry": <payload>}}`, then
+`{{"type": "finished"}}` and close {CLOSE_NORMAL}. `after=N` replays every entry with index > N
+(memory or database) before live events. Unknown process: close {CLOSE_NOT_FOUND}
+`{NOT_FOUND_CLOSE_REASON}`; malformed id or `after`: close {CLOSE_INVALID_REQUEST}. A subscriber
+that falls behind is resynced with `replace` frames without closing.
 
 **Raw log search and download**: `GET …/raw-logs/v2/search?q=` (entry indexes newest first,
 bounded in time: `truncated`, `next_cursor`) and `GET …/raw-logs/v2/download?format=text|ndjson`
@@ -84,13 +91,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(run_migrations, services.engine)
-        orphans = await asyncio.to_thread(
-            services.supervisor.mark_orphans, services.entries, services.legacy
-        )
-        if orphans:
-            logger.warning("marked %d orphaned process(es) killed", len(orphans))
+        await arun_migrations(services.engine)
         await services.writer.start()
+        await mark_orphans(services.repository, services.entries, services.writer)
         if settings.backfill_mode is BackfillMode.STARTUP:
             await services.backfiller.run_pending("startup", backfill_logger.info)
         tasks = _start_legacy_jobs(services)

@@ -2,7 +2,9 @@
 
 The tool call's normalized entry is restated (replaced at its index) as ``pending_approval``,
 then ``created`` (approved), ``denied`` or ``timed_out``. Approvals live as long as their
-process runs; their outcome is persisted through the entry itself.
+process runs; their outcome is persisted through the entry itself. The service looks a
+process up in the runner's registry (it is never attached to one) and settles the pending
+approvals of a process the registry closes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal
 
 from execlog.errors import ApprovalNotFoundError, ConflictError, InvalidRequestError
 from execlog.events import EventBus
-from execlog.runner.pipeline import ProcessPipeline
+from execlog.runner.registry import ProcessRegistry, RunningProcess
 
 __all__ = ["Approval", "ApprovalService", "ApprovalStatus"]
 
@@ -54,32 +56,28 @@ class Approval:
 
 
 class ApprovalService:
-    def __init__(self, bus: EventBus, timeout_seconds: float) -> None:
+    def __init__(self, bus: EventBus, registry: ProcessRegistry, timeout_seconds: float) -> None:
         self._bus = bus
+        self._registry = registry
         self._timeout_seconds = timeout_seconds
         self._approvals: dict[str, Approval] = {}
-        self._pipelines: dict[str, ProcessPipeline] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[bool]] = set()  # keep timeout restatements alive
+        registry.on_close(self._process_ended)
 
-    def attach(self, pipeline: ProcessPipeline) -> None:
-        self._pipelines[pipeline.process_id] = pipeline
-
-    def detach(self, process_id: str) -> None:
+    def _process_ended(self, running: RunningProcess) -> None:
         """The process ended: its pending approvals can no longer be answered."""
-        self._pipelines.pop(process_id, None)
-        for approval in [
-            a for a in self._approvals.values() if a.execution_process_id == process_id
-        ]:
-            if approval.status == "pending":
+        for approval_id in running.approval_ids:
+            approval = self._approvals.pop(approval_id, None)
+            if approval is not None and approval.status == "pending":
                 self._settle(approval, "timed_out", "the process ended")
-            self._approvals.pop(approval.id, None)
+        running.approval_ids.clear()
 
     async def request(
         self, process_id: str, tool_use_id: str, tool_name: str, tool_input: Any
     ) -> Approval:
-        pipeline = self._pipelines.get(process_id)
-        if pipeline is None:
+        running = self._registry.get(process_id)
+        if running is None:
             raise ConflictError(f"execution process {process_id} is not running")
         now = datetime.now(UTC)
         approval = Approval(
@@ -97,11 +95,15 @@ class ApprovalService:
             "requested_at": approval.requested_at,
             "timeout_at": approval.timeout_at,
         }
-        if not await pipeline.set_tool_status(tool_use_id, status):
+        if not await running.pipeline.set_tool_status(tool_use_id, status):
             raise InvalidRequestError(
                 f"tool call {tool_use_id!r} did not appear in the output of process {process_id}"
             )
+        if self._registry.get(process_id) is not running:
+            # It ended while we waited for its tool call: nobody can answer any more.
+            raise ConflictError(f"execution process {process_id} is not running")
         self._approvals[approval.id] = approval
+        running.approval_ids.add(approval.id)
         loop = asyncio.get_running_loop()
         self._timers[approval.id] = loop.call_later(
             self._timeout_seconds, self._expire, approval.id
@@ -127,12 +129,12 @@ class ApprovalService:
         if approval.status != "pending":
             raise ConflictError(f"approval {approval_id} is already {approval.status}")
         self._settle(approval, "approved" if approved else "denied", reason)
-        pipeline = self._pipelines.get(approval.execution_process_id)
-        if pipeline is not None:
+        running = self._registry.get(approval.execution_process_id)
+        if running is not None:
             status: dict[str, Any] = (
                 {"status": "created"} if approved else {"status": "denied", "reason": reason}
             )
-            await pipeline.set_tool_status(approval.tool_use_id, status)
+            await running.pipeline.set_tool_status(approval.tool_use_id, status)
         return approval
 
     async def wait(self, approval_id: str, timeout_seconds: float) -> Approval:
@@ -150,10 +152,10 @@ class ApprovalService:
         if approval is None or approval.status != "pending":
             return
         self._settle(approval, "timed_out", None)
-        pipeline = self._pipelines.get(approval.execution_process_id)
-        if pipeline is not None:
+        running = self._registry.get(approval.execution_process_id)
+        if running is not None:
             task = asyncio.ensure_future(
-                pipeline.set_tool_status(approval.tool_use_id, {"status": "timed_out"})
+                running.pipeline.set_tool_status(approval.tool_use_id, {"status": "timed_out"})
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

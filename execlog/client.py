@@ -16,7 +16,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
 
-from execlog.protocol import Channel
+from execlog.protocol import CLOSE_INVALID_REQUEST, CLOSE_NOT_FOUND, LIMIT_MAX, Channel
 
 __all__ = [
     "ApiError",
@@ -34,9 +34,7 @@ __all__ = [
     "StreamFrame",
 ]
 
-MAX_PAGE_SIZE: Final = 1000  # the contract's upper bound on `limit`
-_CLOSE_INVALID: Final = 4400
-_CLOSE_NOT_FOUND: Final = 4404
+MAX_PAGE_SIZE: Final = LIMIT_MAX  # the contract's upper bound on `limit`
 # One frame carries one entry; a split output line is at most EXECLOG_MAX_LINE_BYTES, but a
 # normalized entry (a tool call with its output) can be larger, so allow generous frames.
 _MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
@@ -233,7 +231,8 @@ class ExeclogClient:
 
     def fetch_tail(self, process_id: str, channel: Channel, count: int | None = None) -> LogTail:
         """The newest ``count`` entries (every entry when ``None``), walking the cursor back a
-        page of at most 1000 at a time; pages never overlap or skip, so neither does this."""
+        page of at most ``MAX_PAGE_SIZE`` at a time; pages never overlap or skip, so neither
+        does this."""
         if count is not None and count < 0:
             raise ValueError("count must be >= 0 or None")
         pages: list[list[dict[str, Any]]] = []
@@ -436,9 +435,9 @@ def _error_from_close(exc: ConnectionClosed, process_id: str) -> ClientError:
     received = exc.rcvd
     if received is None:
         return StreamClosedError(None, "")
-    if received.code == _CLOSE_NOT_FOUND:
+    if received.code == CLOSE_NOT_FOUND:
         return ApiError(404, f"execution process {process_id} not found")
-    if received.code == _CLOSE_INVALID:
+    if received.code == CLOSE_INVALID_REQUEST:
         return ApiError(400, received.reason)
     return StreamClosedError(received.code, received.reason)
 

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from execlog.errors import ConfigError
+from execlog.protocol import LIMIT_MAX, LIMIT_MIN
 
 __all__ = [
     "BackfillMode",
@@ -85,10 +86,13 @@ class Settings(BaseSettings):
         1024, ge=1, description="Events queued per WebSocket stream before it resyncs."
     )
     raw_page_size: int = Field(
-        200, ge=1, le=1000, description="Default `limit` of raw history pages."
+        200, ge=LIMIT_MIN, le=LIMIT_MAX, description="Default `limit` of raw history pages."
     )
     normalized_page_size: int = Field(
-        20, ge=1, le=1000, description="Default `limit` of normalized history pages."
+        20,
+        ge=LIMIT_MIN,
+        le=LIMIT_MAX,
+        description="Default `limit` of normalized history pages.",
     )
     log_persistence: LogPersistence = Field(
         LogPersistence.DUAL,

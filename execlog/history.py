@@ -1,50 +1,82 @@
-"""Tail-first history pages and catch-up reads: from a running process's MsgStore, falling back
-to the database for what memory has evicted; from the database for ended processes, after an
-on-demand backfill (a hook the legacy-import job installs).
+"""The one reader of log history: tail-first pages (HTTP) and frame streams (WebSocket), from a
+running process's MsgStore, falling back to the database for what memory has evicted; from the
+database for ended processes, after an on-demand backfill (a hook the legacy-import job
+installs).
 
 Pages never overlap and never skip (CONTRACT.md, "Log history"): a page is the index range
-``[max(0, upper - limit), upper)`` where ``upper`` is the cursor (or the next index).
+``[max(0, upper - limit), upper)`` where ``upper`` is the cursor (or the next index). Streams
+are gapless and duplicate-free (CONTRACT.md, "WebSocket streams"); see ``LogStream``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from enum import StrEnum
+from typing import Final
 
 from execlog.errors import ProcessNotFoundError
-from execlog.live.registry import MsgStoreRegistry
-from execlog.protocol import Channel, HistoryPage, StoredEntry
+from execlog.live.msg_store import LiveEvent, MsgStore, Resync, Snapshot, Subscription
+from execlog.protocol import (
+    FINISHED_FRAME,
+    Channel,
+    HistoryPage,
+    StoredEntry,
+    encode_append_frame,
+    encode_replace_frame,
+)
 from execlog.storage.entries import EntryStore
 from execlog.storage.processes import ProcessRepository
 from execlog.storage.writer import LogWriter
 
-__all__ = ["BackfillHook", "HistoryService", "CATCH_UP_CHUNK"]
+__all__ = [
+    "BackfillHook",
+    "CATCH_UP_CHUNK",
+    "FLUSH_DEADLINE_SECONDS",
+    "HistoryService",
+    "LogStream",
+    "StoreView",
+    "StreamPhase",
+]
 
 BackfillHook = Callable[[str], Awaitable[None]]
-CATCH_UP_CHUNK = 1000
-_KNOWN_IDS_CAPACITY = 4096
+# The read-only view of the running processes history needs: one channel's store, or None.
+StoreView = Callable[[str, Channel], MsgStore | None]
+
+CATCH_UP_CHUNK: Final = 1000
+# A read that needs entries still queued for the writer waits at most this long for them;
+# issue 9 turns the timeout into the contract's 503 with EXECLOG_DB_TIMEOUT_SECONDS.
+FLUSH_DEADLINE_SECONDS: Final = 30.0
+_KNOWN_IDS_CAPACITY: Final = 4096
+
+_FrameEncoder = Callable[[int, str], str]
 
 
 class HistoryService:
     def __init__(
         self,
         entries: EntryStore,
-        registry: MsgStoreRegistry,
+        stores: StoreView,
         writer: LogWriter,
         repository: ProcessRepository,
+        *,
+        flush_deadline_seconds: float = FLUSH_DEADLINE_SECONDS,
     ) -> None:
         self._entries = entries
-        self._registry = registry
+        self._stores = stores
         self._writer = writer
         self._repository = repository
+        self.flush_deadline_seconds = flush_deadline_seconds
         self._known_ids: OrderedDict[str, None] = OrderedDict()
         self.backfill: BackfillHook | None = None
+
+    # --- pages ------------------------------------------------------------------------------
 
     async def fetch_page(
         self, process_id: str, channel: Channel, limit: int, cursor: int | None
     ) -> HistoryPage:
-        store = self._registry.get(process_id, channel)
+        store = self._stores(process_id, channel)
         if store is None:
             return await self._fetch_stored_page(process_id, channel, limit, cursor)
         upper = store.next_index if cursor is None else min(cursor, store.next_index)
@@ -55,29 +87,29 @@ class HistoryService:
         held = store.held_range(memory_start, upper)
         if low >= memory_start:
             return HistoryPage(held, has_more=low > 0, history_truncated=False)
-        await self._writer.flush()  # evicted entries may still sit in the writer's queue
-        stored = await asyncio.to_thread(
-            self._entries.fetch_range, process_id, channel, low, memory_start
-        )
+        await self.flush_writes()  # evicted entries may still sit in the writer's queue
+        stored = await self._entries.afetch_range(process_id, channel, low, memory_start)
         truncated = len(stored) < memory_start - low
         has_more = low > 0
         if truncated and has_more:
-            has_more = await asyncio.to_thread(
-                self._entries.has_entries_before, process_id, channel, low
-            )
+            has_more = await self._entries.ahas_entries_before(process_id, channel, low)
         return HistoryPage(stored + held, has_more=has_more, history_truncated=truncated)
 
     async def _fetch_stored_page(
         self, process_id: str, channel: Channel, limit: int, cursor: int | None
     ) -> HistoryPage:
         await self.prepare_stored_read(process_id)
-        rows = await asyncio.to_thread(
-            self._entries.fetch_tail_page, process_id, channel, limit + 1, cursor
-        )
+        rows = await self._entries.afetch_tail_page(process_id, channel, limit + 1, cursor)
         if not rows:
             await self.ensure_process(process_id)
         has_more = len(rows) > limit
         return HistoryPage(rows[1:] if has_more else rows, has_more, history_truncated=False)
+
+    # --- streams ----------------------------------------------------------------------------
+
+    def stream(self, process_id: str, channel: Channel, after: int | None) -> LogStream:
+        """The frames of one WebSocket subscriber (``async for frame in stream``)."""
+        return LogStream(self, process_id, channel, after)
 
     async def iter_stored_after(
         self, process_id: str, channel: Channel, after: int, stop: int | None = None
@@ -85,8 +117,8 @@ class HistoryService:
         """Stored entries with ``after < index < stop``, ascending, in chunks."""
         position = after
         while stop is None or position + 1 < stop:
-            batch = await asyncio.to_thread(
-                self._entries.fetch_entries_after, process_id, channel, position, CATCH_UP_CHUNK
+            batch = await self._entries.afetch_entries_after(
+                process_id, channel, position, CATCH_UP_CHUNK
             )
             if stop is not None:
                 batch = [entry for entry in batch if entry.entry_index < stop]
@@ -97,23 +129,174 @@ class HistoryService:
             if len(batch) < CATCH_UP_CHUNK:
                 return
 
+    # --- shared steps -----------------------------------------------------------------------
+
     async def prepare_stored_read(self, process_id: str) -> None:
         """Before reading an ended process from the database: backfill it if needed."""
         if self.backfill is not None:
             await self.backfill(process_id)
 
     async def flush_writes(self) -> None:
-        await self._writer.flush()
+        """Wait until what the writer has queued is committed, never longer than the deadline
+        (TimeoutError): a global flush behind a slow database must not hang a read."""
+        async with asyncio.timeout(self.flush_deadline_seconds):
+            await self._writer.flush()
 
     async def ensure_process(self, process_id: str) -> None:
         """404 unless the process exists (a small cache spares the lookup on repeat calls)."""
         if process_id in self._known_ids:
             self._known_ids.move_to_end(process_id)
             return
-        if self._registry.get(process_id, "raw") is None:
-            record = await asyncio.to_thread(self._repository.fetch_process, process_id)
+        if self._stores(process_id, "raw") is None:
+            record = await self._repository.afetch_process(process_id)
             if record is None:
                 raise ProcessNotFoundError(process_id)
         self._known_ids[process_id] = None
         if len(self._known_ids) > _KNOWN_IDS_CAPACITY:
             self._known_ids.popitem(last=False)
+
+
+class StreamPhase(StrEnum):
+    """Where a stream is. CATCH_UP: what the client lacks, from the database (below memory),
+    then memory. LIVE: the store's events as they happen. RESYNC: the subscriber overflowed;
+    send what it lacks as ``replace`` frames, then LIVE again. ENDED: ``finished`` is next."""
+
+    CATCH_UP = "catch_up"
+    LIVE = "live"
+    RESYNC = "resync"
+    ENDED = "ended"
+
+
+class LogStream:
+    """One subscriber's frames: ``append``/``replace`` frames, then ``finished`` last.
+
+    Gapless: the stream subscribes before it snapshots (a per-store sequence number drops the
+    overlap), and reads from the database only below the first index memory holds, after
+    flushing the writer. Duplicate-free: ``_last_sent`` is the highest index the client holds
+    (or asked to start after); an ``append`` at or below it is never sent again.
+    """
+
+    def __init__(
+        self, history: HistoryService, process_id: str, channel: Channel, after: int | None
+    ) -> None:
+        self._history = history
+        self._process_id = process_id
+        self._channel = channel
+        self._after = after
+        self._last_sent = -1 if after is None else after
+        self.phase = StreamPhase.CATCH_UP
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self.frames()
+
+    async def frames(self) -> AsyncGenerator[str, None]:
+        """The frames, as one async generator: close it (``contextlib.aclosing``) to release
+        the subscription at once when the client goes away."""
+        store = self._history._stores(self._process_id, self._channel)
+        if store is None:
+            async for frame in self._ended_process_frames():
+                yield frame
+        else:
+            with store.subscribe() as subscription:
+                while self.phase is not StreamPhase.ENDED:
+                    async for frame in self._run_phase(store, subscription):
+                        yield frame
+        yield FINISHED_FRAME
+
+    def _run_phase(self, store: MsgStore, subscription: Subscription) -> AsyncIterator[str]:
+        if self.phase is StreamPhase.CATCH_UP:
+            return self._catch_up(store, subscription)
+        if self.phase is StreamPhase.LIVE:
+            return self._live(subscription)
+        return self._resync(store, subscription)
+
+    # --- phases -----------------------------------------------------------------------------
+
+    async def _ended_process_frames(self) -> AsyncIterator[str]:
+        """An ended process: the stored entries after ``after`` (if given)."""
+        if self._after is not None:
+            await self._history.prepare_stored_read(self._process_id)
+            async for batch in self._history.iter_stored_after(
+                self._process_id, self._channel, self._after
+            ):
+                for frame in self._frames(batch, encode_append_frame):
+                    yield frame
+        self.phase = StreamPhase.ENDED
+
+    async def _catch_up(self, store: MsgStore, subscription: Subscription) -> AsyncIterator[str]:
+        """With ``after``: the database up to memory, then memory above ``after``. Without:
+        what memory holds."""
+        snapshot = subscription.snapshot()
+        held = snapshot.entries
+        if self._after is not None:
+            async for frame in self._stored_frames(
+                self._after, _first_held(snapshot, store), encode_append_frame
+            ):
+                yield frame
+            held = [entry for entry in held if entry.entry_index > self._after]
+        for frame in self._frames(held, encode_append_frame):
+            yield frame
+        self.phase = StreamPhase.ENDED if snapshot.finished else StreamPhase.LIVE
+
+    async def _live(self, subscription: Subscription) -> AsyncIterator[str]:
+        while True:
+            events = await subscription.next_events()
+            if isinstance(events, Resync):
+                self.phase = StreamPhase.RESYNC
+                return
+            if not events:  # the subscription was closed under us: nothing more will come
+                self.phase = StreamPhase.ENDED
+                return
+            for event in events:
+                if event.kind == "finished":
+                    self.phase = StreamPhase.ENDED
+                    return
+                if self._is_duplicate(event):
+                    continue
+                yield event.frame
+
+    async def _resync(self, store: MsgStore, subscription: Subscription) -> AsyncIterator[str]:
+        """Everything above the last index sent (database, then memory) and everything held,
+        as ``replace`` frames: a client that upserts by index is then complete."""
+        snapshot = subscription.snapshot()
+        async for frame in self._stored_frames(
+            self._last_sent, _first_held(snapshot, store), encode_replace_frame
+        ):
+            yield frame
+        for frame in self._frames(snapshot.entries, encode_replace_frame):
+            yield frame
+        self.phase = StreamPhase.ENDED if snapshot.finished else StreamPhase.LIVE
+
+    # --- steps ------------------------------------------------------------------------------
+
+    async def _stored_frames(
+        self, after: int, stop: int, encode: _FrameEncoder
+    ) -> AsyncIterator[str]:
+        if after + 1 >= stop:
+            return
+        await self._history.flush_writes()
+        async for batch in self._history.iter_stored_after(
+            self._process_id, self._channel, after, stop
+        ):
+            for frame in self._frames(batch, encode):
+                yield frame
+
+    def _frames(self, entries: list[StoredEntry], encode: _FrameEncoder) -> list[str]:
+        frames = [encode(index, entry_json) for index, entry_json in entries]
+        if entries and entries[-1].entry_index > self._last_sent:
+            self._last_sent = entries[-1].entry_index
+        return frames
+
+    def _is_duplicate(self, event: LiveEvent) -> bool:
+        if event.kind != "append":
+            return False
+        if event.entry_index <= self._last_sent:
+            return True
+        self._last_sent = event.entry_index
+        return False
+
+
+def _first_held(snapshot: Snapshot, store: MsgStore) -> int:
+    """Where memory begins: indexes below it come from the database. Read in the same tick as
+    the snapshot, so no event can fall in between."""
+    return snapshot.entries[0].entry_index if snapshot.entries else store.next_index

@@ -1,4 +1,6 @@
-"""Wire formats of CONTRACT.md: entry payloads, WebSocket frames, history pages, legacy lines.
+"""Wire formats of CONTRACT.md: entry payloads, WebSocket frames, history pages, legacy lines,
+and the contract's numbers: the bounds of ``limit``/``cursor``/``after``, the whole-number rule
+they share, and the WebSocket close codes. Every other module imports them from here.
 
 An entry's payload is encoded to JSON text exactly once, when it is produced; the same string is
 stored in memory, written to the database and spliced into every page and frame that carries it.
@@ -6,14 +8,29 @@ stored in memory, written to the database and spliced into every page and frame 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 
+from execlog.errors import InvalidRequestError
+
 __all__ = [
+    "AFTER_MIN",
     "CHANNELS",
+    "CLOSE_INVALID_REQUEST",
+    "CLOSE_NORMAL",
+    "CLOSE_NOT_FOUND",
+    "CURSOR_MIN",
+    "LIMIT_MAX",
+    "LIMIT_MIN",
+    "MAX_CLOSE_REASON_BYTES",
+    "NOT_FOUND_CLOSE_REASON",
+    "fit_close_reason",
+    "is_whole_number",
+    "parse_whole_number",
     "Channel",
     "FINISHED_FRAME",
     "HistoryPage",
@@ -61,6 +78,48 @@ class StoredEntry(NamedTuple):
 
     entry_index: int
     entry_json: str
+
+
+# --- the contract's numbers ------------------------------------------------------------------
+
+# "1 ≤ L ≤ 1000; C ≥ 0" (CONTRACT.md, "Log history"); ``after=-1`` means "from the first entry".
+LIMIT_MIN: Final = 1
+LIMIT_MAX: Final = 1000
+CURSOR_MIN: Final = 0
+AFTER_MIN: Final = -1
+
+# WebSocket close codes (CONTRACT.md, "WebSocket streams").
+CLOSE_NORMAL: Final = 1000
+CLOSE_INVALID_REQUEST: Final = 4400
+CLOSE_NOT_FOUND: Final = 4404
+NOT_FOUND_CLOSE_REASON: Final = "execution_process_not_found"
+MAX_CLOSE_REASON_BYTES: Final = 123
+
+
+def fit_close_reason(text: str) -> str:
+    """A close reason is at most 123 bytes of UTF-8 (RFC 6455 5.5); a longer one makes the close
+    itself fail (the client would see 1006). Cut on a character boundary."""
+    return text.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+
+
+# Digits only, one rule for limit, cursor and after on HTTP and WebSocket alike: pydantic's lax
+# int also takes "1.0", "1_000" and non-ASCII digits, which the contract counts as "not an
+# integer" (→ 400 / close 4400).
+_WHOLE_NUMBER: Final = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def is_whole_number(text: str) -> bool:
+    return _WHOLE_NUMBER.fullmatch(text) is not None
+
+
+def parse_whole_number(name: str, text: str, *, minimum: int, maximum: int | None = None) -> int:
+    """``text`` as an int within the bounds, or InvalidRequestError naming the parameter."""
+    if is_whole_number(text):
+        value = int(text)
+        if value >= minimum and (maximum is None or value <= maximum):
+            return value
+    bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+    raise InvalidRequestError(f"{name} must be an integer {bounds}, got {text!r}")
 
 
 # --- entry payloads -------------------------------------------------------------------------

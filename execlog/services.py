@@ -12,7 +12,7 @@ from execlog.events import EventBus
 from execlog.history import HistoryService
 from execlog.jobs.backfill import LegacyBackfiller
 from execlog.jobs.retention import LegacyRetention
-from execlog.live.registry import MsgStoreRegistry
+from execlog.runner.registry import ProcessRegistry
 from execlog.runner.supervisor import Supervisor
 from execlog.storage.database import create_database_engine
 from execlog.storage.entries import EntryStore
@@ -31,7 +31,7 @@ class Services:
     legacy: LegacyLogStore
     repository: ProcessRepository
     writer: LogWriter
-    registry: MsgStoreRegistry
+    registry: ProcessRegistry
     bus: EventBus
     approvals: ApprovalService
     supervisor: Supervisor
@@ -51,12 +51,12 @@ class Services:
             queue_rows=settings.writer_queue_rows,
             queue_bytes=settings.writer_queue_bytes,
         )
-        registry = MsgStoreRegistry.from_settings(settings)
+        registry = ProcessRegistry.from_settings(settings)
         bus = EventBus()
-        approvals = ApprovalService(bus, settings.approval_timeout_seconds)
-        supervisor = Supervisor(settings, repository, registry, writer, bus, approvals)
+        approvals = ApprovalService(bus, registry, settings.approval_timeout_seconds)
+        supervisor = Supervisor(settings, repository, registry, writer, bus)
         writer.on_rejected = supervisor.report_write_error
-        history = HistoryService(entries, registry, writer, repository)
+        history = HistoryService(entries, registry.store, writer, repository)
         legacy = LegacyLogStore(engine)
         backfiller = LegacyBackfiller.create(
             engine,

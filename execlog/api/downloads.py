@@ -59,7 +59,7 @@ async def iter_raw_log(services: Services, process_id: str) -> AsyncIterator[lis
     """Every raw entry, ascending, in pages: the database, then memory for a running process
     (only entries that existed when called; a live log is followed by the streams)."""
     entries = services.entries
-    store = services.registry.get(process_id, "raw")
+    store = services.registry.store(process_id, "raw")
     position = -1
     if store is None:
         await services.history.prepare_stored_read(process_id)

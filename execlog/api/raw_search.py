@@ -55,7 +55,7 @@ async def search_raw_log(
     in any case), newest first; at most ``limit``, within the configured time budget."""
     query = ContentQuery.of(text)
     result = RawSearchResult()
-    store = services.registry.get(process_id, "raw")
+    store = services.registry.store(process_id, "raw")
     if store is None:
         await services.history.ensure_process(process_id)
         # A one-time backfill from legacy JSONL (any read of the process waits for it).

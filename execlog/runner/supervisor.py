@@ -1,6 +1,6 @@
 """Runs sessions: each session is a chain of processes (setup script → agent or command →
-cleanup script); follow-ups resume the agent; stop kills a process group; orphans of a previous
-server are marked ``killed`` at start-up.
+cleanup script); follow-ups resume the agent; stop kills a process group. Each running process
+lives in the runner's one ``ProcessRegistry``.
 
 A process leaves ``running`` only after its pipeline has committed every entry and sent
 ``finished`` on both channels (CONTRACT.md, "Concepts").
@@ -13,9 +13,8 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from execlog.approvals import ApprovalService
 from execlog.config import Settings
 from execlog.errors import (
     ConflictError,
@@ -24,20 +23,16 @@ from execlog.errors import (
     SessionNotFoundError,
 )
 from execlog.events import EventBus
-from execlog.live.registry import MsgStoreRegistry
+from execlog.live.msg_store import MsgStore
 from execlog.protocol import (
-    encode_legacy_stream_line,
-    encode_normalized_entry,
-    encode_raw_entry,
     now_ms,
 )
 from execlog.resources import process_to_json, session_to_json
 from execlog.runner.child import ChildProcess, ChildStartError
 from execlog.runner.executors import build_argv, create_normalizer
-from execlog.runner.normalizers.base import error_message_entry, system_message_entry
+from execlog.runner.normalizers.base import error_message_entry
 from execlog.runner.pipeline import ProcessPipeline
-from execlog.storage.entries import EntryRow, EntryStore
-from execlog.storage.legacy import LegacyLogStore
+from execlog.runner.registry import ProcessRegistry, RunningProcess
 from execlog.storage.processes import (
     ProcessRecord,
     ProcessRepository,
@@ -50,8 +45,6 @@ from execlog.storage.writer import LogWriter
 __all__ = ["SessionSpec", "Supervisor"]
 
 logger = logging.getLogger(__name__)
-
-ORPHAN_NOTE = "execlog: the server stopped while this process was running; marked killed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,33 +64,20 @@ class _Step:
     prompt: str | None = None
 
 
-@dataclass(slots=True)
-class _Running:
-    record: ProcessRecord
-    pipeline: ProcessPipeline
-    child: ChildProcess | None = None
-    stop_requested: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    watcher: asyncio.Task[None] | None = None
-
-
 class Supervisor:
     def __init__(
         self,
         settings: Settings,
         repository: ProcessRepository,
-        registry: MsgStoreRegistry,
+        registry: ProcessRegistry,
         writer: LogWriter,
         bus: EventBus,
-        approvals: ApprovalService,
     ) -> None:
         self._settings = settings
         self._repository = repository
         self._registry = registry
         self._writer = writer
         self._bus = bus
-        self._approvals = approvals
-        self._running: dict[str, _Running] = {}
         self._chains: dict[str, asyncio.Task[None]] = {}
         self.server_url: str | None = None
 
@@ -115,7 +95,7 @@ class Supervisor:
             setup_script=spec.setup_script,
             cleanup_script=spec.cleanup_script,
         )
-        await asyncio.to_thread(self._repository.insert_session, session)
+        await self._repository.ainsert_session(session)
         steps = []
         if spec.setup_script:
             steps.append(_Step("setupscript", _shell_argv(spec.setup_script)))
@@ -129,14 +109,14 @@ class Supervisor:
         return session
 
     async def follow_up(self, session_id: str, prompt: str) -> ProcessRecord:
-        session = await asyncio.to_thread(self._repository.fetch_session, session_id)
+        session = await self._repository.afetch_session(session_id)
         if session is None:
             raise SessionNotFoundError(session_id)
         if session.executor == "script":
             raise InvalidRequestError("a script session has no agent to follow up")
         if any(p.status == "running" for p in session.processes) or self._chain_active(session_id):
             raise ConflictError(f"session {session_id} has a process running; wait or stop it")
-        resume = await asyncio.to_thread(self._repository.fetch_latest_agent_session_id, session_id)
+        resume = await self._repository.afetch_latest_agent_session_id(session_id)
         step = self._agent_step(session.executor, prompt, None, resume=resume)
         first = await self._start_step(session, step)
         self._chains[session_id] = asyncio.create_task(
@@ -145,14 +125,14 @@ class Supervisor:
         return first
 
     async def list_sessions(self) -> list[SessionRecord]:
-        sessions = await asyncio.to_thread(self._repository.list_sessions)
+        sessions = await self._repository.alist_sessions()
         for session in sessions:
             session.processes = [self._live_view(p) for p in session.processes]
             session.active = self._chain_active(session.id)
         return sessions
 
     async def get_session(self, session_id: str) -> SessionRecord:
-        session = await asyncio.to_thread(self._repository.fetch_session, session_id)
+        session = await self._repository.afetch_session(session_id)
         if session is None:
             raise SessionNotFoundError(session_id)
         session.processes = [self._live_view(p) for p in session.processes]
@@ -161,30 +141,30 @@ class Supervisor:
 
     def _live_view(self, record: ProcessRecord) -> ProcessRecord:
         """A running process's in-memory record (its agent session id may not be stored yet)."""
-        running = self._running.get(record.id)
+        running = self._registry.get(record.id)
         return record if running is None else running.record
 
     async def get_process(self, process_id: str) -> ProcessRecord:
-        running = self._running.get(process_id)
+        running = self._registry.get(process_id)
         if running is not None:
             return running.record
-        record = await asyncio.to_thread(self._repository.fetch_process, process_id)
+        record = await self._repository.afetch_process(process_id)
         if record is None:
             raise ProcessNotFoundError(process_id)
         return record
 
     def is_running(self, process_id: str) -> bool:
-        return process_id in self._running
+        return process_id in self._registry
 
     def report_write_error(self, process_id: str, reason: str) -> None:
         """The writer's ``on_rejected``: a write of this process could not be stored."""
-        running = self._running.get(process_id)
+        running = self._registry.get(process_id)
         if running is not None:
             running.pipeline.report_write_error(reason)
 
     async def stop(self, process_id: str) -> ProcessRecord:
         """SIGTERM to the process group, SIGKILL after the grace period; the chain ends here."""
-        running = self._running.get(process_id)
+        running = self._registry.get(process_id)
         if running is None:
             return await self.get_process(process_id)
         running.stop_requested = True
@@ -195,40 +175,11 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         """Stop every running process (they end ``killed``) and let chains finish."""
-        await asyncio.gather(*(self.stop(pid) for pid in list(self._running)))
+        await asyncio.gather(*(self.stop(running.process_id) for running in self._registry))
         chains = [task for task in self._chains.values() if not task.done()]
         for task in chains:
             task.cancel()
         await asyncio.gather(*chains, return_exceptions=True)
-
-    # --- orphans ----------------------------------------------------------------------------
-
-    def mark_orphans(self, entries: EntryStore, legacy: LegacyLogStore) -> list[str]:
-        """Start-up (sync): processes left ``running`` by a crash become ``killed``, each with a
-        system entry saying why, at the next index of each channel."""
-        ids = self._repository.mark_running_as_killed(now_ms())
-        for process_id in ids:
-            rows = [
-                EntryRow(
-                    process_id,
-                    "raw",
-                    entries.next_index(process_id, "raw"),
-                    encode_raw_entry("stderr", ORPHAN_NOTE),
-                ),
-                EntryRow(
-                    process_id,
-                    "normalized",
-                    entries.next_index(process_id, "normalized"),
-                    encode_normalized_entry(system_message_entry(ORPHAN_NOTE)),
-                ),
-            ]
-            if self._writer.writes_entries:
-                entries.upsert_entries_now(rows)
-            if self._writer.writes_legacy:
-                legacy.append_lines_now(
-                    process_id, [encode_legacy_stream_line("stderr", ORPHAN_NOTE)]
-                )
-        return ids
 
     # --- internals --------------------------------------------------------------------------
 
@@ -280,14 +231,19 @@ class Supervisor:
         self._bus.publish("session_updated", session={**shown, "active": False})
 
     async def _wait_done(self, record: ProcessRecord) -> None:
-        running = self._running.get(record.id)
+        running = self._registry.get(record.id)
         if running is not None:
             await running.done.wait()
 
     async def _start_step(self, session: SessionRecord, step: _Step) -> ProcessRecord:
-        process_id = str(uuid.uuid4())
+        running = await self._open_process(session, step)
+        await self._spawn_child(session, step, running)
+        return running.record
+
+    async def _open_process(self, session: SessionRecord, step: _Step) -> RunningProcess:
+        """Register the process (stores, pipeline) and store its row as ``running``."""
         record = ProcessRecord(
-            id=process_id,
+            id=str(uuid.uuid4()),
             session_id=session.id,
             run_reason=step.run_reason,
             status="running",
@@ -298,53 +254,56 @@ class Supervisor:
             action={"executor": session.executor, "argv": step.argv},
             prompt=step.prompt,
         )
-        # Stores first: once the row is visible as running, its streams must be live.
-        raw, normalized = self._registry.create(
-            process_id, first_index_raw=0, first_index_normalized=0
-        )
-        try:
-            await asyncio.to_thread(self._repository.insert_process, record, prompt=step.prompt)
-        except BaseException:
-            self._registry.remove(process_id)
-            raise
         normalizer = (
             create_normalizer(session.executor) if step.run_reason == "codingagent" else None
         )
-        pipeline = ProcessPipeline(
-            process_id,
-            raw,
-            normalized,
-            self._writer,
-            normalizer,
-            on_session_id=lambda sid: self._record_agent_session_id(record, sid),
-            on_summary=lambda text: asyncio.to_thread(
-                self._repository.set_summary, process_id, text, now_ms()
-            ),
-        )
-        running = _Running(record, pipeline)
-        self._running[process_id] = running
-        self._approvals.attach(pipeline)
+
+        def build_pipeline(raw: MsgStore, normalized: MsgStore) -> ProcessPipeline:
+            return ProcessPipeline(
+                record.id,
+                raw,
+                normalized,
+                self._writer,
+                normalizer,
+                on_session_id=lambda sid: self._record_agent_session_id(record, sid),
+                on_summary=lambda text: self._repository.aset_summary(record.id, text, now_ms()),
+            )
+
+        # Registered first: once the row is visible as running, its streams must be live.
+        running = self._registry.open(record, build_pipeline)
+        try:
+            await self._repository.ainsert_process(record, prompt=step.prompt)
+        except BaseException:
+            self._registry.close(record.id)
+            raise
         self._bus.publish("process_updated", process=process_to_json(record))
+        return running
+
+    async def _spawn_child(
+        self, session: SessionRecord, step: _Step, running: RunningProcess
+    ) -> None:
+        """Start the child with the pipeline as its output sink, and watch it to its end."""
         try:
             running.child = await ChildProcess.start(
                 step.argv,
                 cwd=session.working_dir,
-                env=self._child_env(session, process_id),
-                on_output=pipeline.handle_output,
-                on_partial_line=pipeline.handle_partial_line,
+                env=self._child_env(session, running.process_id),
+                on_output=running.pipeline.handle_output,
+                on_partial_line=running.pipeline.handle_partial_line,
                 max_line_bytes=self._settings.max_line_bytes,
             )
         except ChildStartError as exc:
-            await pipeline.add_entry(error_message_entry(str(exc)), raw_line=f"execlog: {exc}")
+            await running.pipeline.add_entry(
+                error_message_entry(str(exc)), raw_line=f"execlog: {exc}"
+            )
             await self._complete(running, "failed", None)
-            return record
+            return
         if step.run_reason == "codingagent" and running.child.stdin is not None:
             # Agents run with -p/exec read a piped stdin to EOF before they start: give them EOF.
             running.child.stdin.close()
         running.watcher = asyncio.create_task(self._watch(running))
-        return record
 
-    async def _watch(self, running: _Running) -> None:
+    async def _watch(self, running: RunningProcess) -> None:
         assert running.child is not None
         try:
             exit_ = await running.child.wait()
@@ -356,7 +315,7 @@ class Supervisor:
                 await self._complete(running, "failed", None)
 
     async def _complete(
-        self, running: _Running, status: ProcessStatus, exit_code: int | None
+        self, running: RunningProcess, status: ProcessStatus, exit_code: int | None
     ) -> None:
         record = running.record
         try:
@@ -365,24 +324,16 @@ class Supervisor:
             record.status = status
             record.exit_code = exit_code
             record.completed_at = now_ms()
-            await asyncio.to_thread(
-                self._repository.update_process_status,
-                record.id,
-                status,
-                exit_code,
-                record.completed_at,
+            await self._repository.aupdate_process_status(
+                record.id, status, exit_code, record.completed_at
             )
-            self._approvals.detach(record.id)
-            self._registry.remove(record.id)
-            self._running.pop(record.id, None)
+            self._registry.close(record.id)
             running.done.set()
             self._bus.publish("process_updated", process=process_to_json(record))
 
     async def _record_agent_session_id(self, record: ProcessRecord, agent_session_id: str) -> None:
         record.agent_session_id = agent_session_id
-        await asyncio.to_thread(
-            self._repository.set_agent_session_id, record.id, agent_session_id, now_ms()
-        )
+        await self._repository.aset_agent_session_id(record.id, agent_session_id, now_ms())
         self._bus.publish("process_updated", process=process_to_json(record))
 
     def _child_env(self, session: SessionRecord, process_id: str) -> dict[str, str]:

@@ -3,17 +3,29 @@ PostgreSQL through psycopg 3. All SQL goes through SQLAlchemy Core so both diale
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from execlog.errors import ConfigError
 
-__all__ = ["create_database_engine", "normalize_database_url", "is_sqlite"]
+__all__ = ["create_database_engine", "normalize_database_url", "is_sqlite", "run_in_thread"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+async def run_in_thread(function: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    """The thread boundary of storage (as datasette's ``Database.execute_fn``): the stores'
+    async methods run their blocking statements here, so callers just ``await`` them and the
+    event loop never blocks on the database. One place to add a deadline or a thread pool."""
+    return await asyncio.to_thread(function, *args, **kwargs)
 
 
 def normalize_database_url(url: str) -> str:

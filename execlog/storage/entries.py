@@ -7,7 +7,6 @@ Writes are idempotent upserts: an update of an entry keeps its index.
 
 from __future__ import annotations
 
-import asyncio
 import string
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from execlog.protocol import Channel, StoredEntry, decode_raw_content, now_ms
+from execlog.storage.database import run_in_thread
 from execlog.storage.tables import execution_process_log_entries as entries_table
 
 __all__ = [
@@ -200,7 +200,8 @@ def _to_entries(rows: Sequence[Any]) -> list[StoredEntry]:
 
 
 class EntryStore:
-    """Reads and upserts entry rows. Reads are synchronous: async callers run them in a thread."""
+    """Reads and upserts entry rows. The plain methods block (jobs, the writer's thread); the
+    ``a``-prefixed ones are their awaitable forms for the event loop (Django's naming)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -313,23 +314,36 @@ class EntryStore:
             rows = connection.execute(statement, {"pid": process_id, "channel": "raw"}).all()
         return [int(row[0]) for row in rows]
 
-    # --- awaitable forms for the event loop ------------------------------------------------
+    # --- awaitable reads (the thread boundary is here, not in callers) ---------------------
+
+    async def afetch_tail_page(
+        self, process_id: str, channel: Channel, limit: int, cursor: int | None = None
+    ) -> list[StoredEntry]:
+        return await run_in_thread(self.fetch_tail_page, process_id, channel, limit, cursor)
 
     async def afetch_entries_after(
         self, process_id: str, channel: Channel, after: int | None, limit: int | None = None
     ) -> list[StoredEntry]:
-        return await asyncio.to_thread(self.fetch_entries_after, process_id, channel, after, limit)
+        return await run_in_thread(self.fetch_entries_after, process_id, channel, after, limit)
+
+    async def afetch_range(
+        self, process_id: str, channel: Channel, start: int, stop: int
+    ) -> list[StoredEntry]:
+        return await run_in_thread(self.fetch_range, process_id, channel, start, stop)
+
+    async def ahas_entries_before(self, process_id: str, channel: Channel, index: int) -> bool:
+        return await run_in_thread(self.has_entries_before, process_id, channel, index)
 
     async def afirst_index(self, process_id: str, channel: Channel) -> int | None:
-        return await asyncio.to_thread(self.first_index, process_id, channel)
+        return await run_in_thread(self.first_index, process_id, channel)
 
     async def anext_index(self, process_id: str, channel: Channel) -> int:
-        return await asyncio.to_thread(self.next_index, process_id, channel)
+        return await run_in_thread(self.next_index, process_id, channel)
 
     async def asearch_raw(
         self, process_id: str, query: ContentQuery, start: int, stop: int, limit: int
     ) -> list[int]:
-        return await asyncio.to_thread(self.search_raw, process_id, query, start, stop, limit)
+        return await run_in_thread(self.search_raw, process_id, query, start, stop, limit)
 
     # --- writes ----------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-__all__ = ["run_migrations", "current_revision", "head_revision"]
+from execlog.storage.database import run_in_thread
+
+__all__ = ["arun_migrations", "run_migrations", "current_revision", "head_revision"]
 
 
 def _alembic_config() -> Config:
@@ -23,6 +25,11 @@ def run_migrations(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+async def arun_migrations(engine: Engine) -> None:
+    """``run_migrations`` off the event loop (the app's start-up)."""
+    await run_in_thread(run_migrations, engine)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,7 +1,8 @@
 """Sessions, execution processes and coding-agent turns: the rows the API shows.
 
 Low-rate bookkeeping (one write per process start, status change or captured session id), so
-plain synchronous Core statements; callers run them in a thread.
+plain synchronous Core statements; the ``a``-prefixed methods are their awaitable forms, which
+run them in a thread (callers never do).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, Row, and_, select, update
 
+from execlog.storage.database import run_in_thread
 from execlog.storage.tables import coding_agent_turns, execution_processes, sessions
 
 __all__ = [
@@ -264,6 +266,40 @@ class ProcessRepository:
                 )
             ).first()
             return None if row is None else dict(row._mapping)
+
+    # --- awaitable forms (the thread boundary is here, not in callers) ----------------------
+
+    async def ainsert_session(self, record: SessionRecord) -> None:
+        await run_in_thread(self.insert_session, record)
+
+    async def afetch_session(self, session_id: str) -> SessionRecord | None:
+        return await run_in_thread(self.fetch_session, session_id)
+
+    async def alist_sessions(self, limit: int = 200) -> list[SessionRecord]:
+        return await run_in_thread(self.list_sessions, limit)
+
+    async def ainsert_process(self, record: ProcessRecord, *, prompt: str | None) -> None:
+        await run_in_thread(self.insert_process, record, prompt=prompt)
+
+    async def afetch_process(self, process_id: str) -> ProcessRecord | None:
+        return await run_in_thread(self.fetch_process, process_id)
+
+    async def aupdate_process_status(
+        self, process_id: str, status: ProcessStatus, exit_code: int | None, completed_at: int
+    ) -> None:
+        await run_in_thread(self.update_process_status, process_id, status, exit_code, completed_at)
+
+    async def amark_running_as_killed(self, completed_at: int) -> list[str]:
+        return await run_in_thread(self.mark_running_as_killed, completed_at)
+
+    async def aset_agent_session_id(self, process_id: str, agent_session_id: str, now: int) -> None:
+        await run_in_thread(self.set_agent_session_id, process_id, agent_session_id, now)
+
+    async def aset_summary(self, process_id: str, summary: str, now: int) -> None:
+        await run_in_thread(self.set_summary, process_id, summary, now)
+
+    async def afetch_latest_agent_session_id(self, session_id: str) -> str | None:
+        return await run_in_thread(self.fetch_latest_agent_session_id, session_id)
 
 
 def _session_from_row(row: Row[Any]) -> SessionRecord:

@@ -83,7 +83,7 @@ async def test_download_of_a_running_process_joins_database_and_memory(
         session = await create_session(client, script_body(held_producer(release, body)))
         pid = session["processes"][0]["id"]
         await wait_for_entries(client, pid, lines)
-        store = server.services.registry.get(pid, "raw")
+        store = server.services.registry.store(pid, "raw")
         assert store is not None and store.first_held_index is not None
         assert store.first_held_index > 0
         running = await client.get(download_path(pid), params={"format": "ndjson"})

@@ -135,7 +135,7 @@ async def test_tail_page_then_resumed_streams_are_gapless(
             limit = PAGE_LIMITS[round_number % len(PAGE_LIMITS)]
             newest = held.add_tail_page(await fetch_page(client, pid, limit, None))
             after = held.newest() if newest is None else newest
-            if server.services.registry.get(pid, "raw") is not None:
+            if server.services.registry.store(pid, "raw") is not None:
                 connections_while_running += 1
             if connections_while_running >= 3:
                 release.touch()  # from here on the stream ends with finished
@@ -217,7 +217,7 @@ async def test_entries_in_flight_to_the_writer_are_never_missed(
         async with connect(stream_url(server, pid, after=-1), max_queue=None) as ws:
             for _ in range(200):  # pages while it runs
                 assert loop.time() < deadline
-                if server.services.registry.get(pid, "raw") is None:
+                if server.services.registry.store(pid, "raw") is None:
                     break
                 await fetch_page(client, pid, 1000, None)  # asserts: full, contiguous, kept
             # A loaded machine may leave a line unterminated for 250 ms: it is then shown

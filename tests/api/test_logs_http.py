@@ -58,7 +58,7 @@ async def test_running_process_served_from_memory_and_database(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     while True:
-        store = services.registry.get(pid, "raw")
+        store = services.registry.store(pid, "raw")
         if store is not None and store.next_index == 3000:
             break
         assert loop.time() < deadline
@@ -86,7 +86,9 @@ async def test_truncated_when_evicted_entries_were_never_stored(
     pid = session["processes"][0]["id"]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
-    while (store := app.state.services.registry.get(pid, "raw")) is None or store.next_index < 100:
+    while (
+        store := app.state.services.registry.store(pid, "raw")
+    ) is None or store.next_index < 100:
         assert loop.time() < deadline
         await asyncio.sleep(0.01)
     tail = (

@@ -135,7 +135,7 @@ async def start_held_process(
     pid: str = session["processes"][0]["id"]
     await wait_until(
         lambda: (
-            (store := server.services.registry.get(pid, "raw")) is not None
+            (store := server.services.registry.store(pid, "raw")) is not None
             and store.next_index == first
         ),
         f"{first} lines of {pid}",
@@ -238,7 +238,7 @@ async def test_after_zero_catches_up_evicted_entries_from_database(
     gate = tmp_path / "gate"
     async with http_client(server) as client:
         pid = await start_held_process(server, client, 300, 350, gate)
-        store = server.services.registry.get(pid, "raw")
+        store = server.services.registry.store(pid, "raw")
         assert store is not None and store.first_held_index == 290
         # HTTP pages over the evicted part are complete, and not truncated (the database has it).
         cursor: int | None = None
@@ -277,7 +277,7 @@ async def test_client_disconnect_releases_its_subscription(
     gate = tmp_path / "gate"
     async with http_client(server) as client:
         pid = await start_held_process(server, client, 5, 6, gate)
-        store = server.services.registry.get(pid, "raw")
+        store = server.services.registry.store(pid, "raw")
         assert store is not None
         async with connect(stream_url(server, pid, after=2)) as ws:
             assert [await receive_frame(ws) for _ in range(2)] == [append(3, "3"), append(4, "4")]
@@ -347,7 +347,7 @@ async def test_slow_client_resyncs_without_slowing_the_process_or_a_fast_client(
         )
         session = await create_session(client, script_body(code))
         pid = session["processes"][0]["id"]
-        store = server.services.registry.get(pid, "raw")
+        store = server.services.registry.store(pid, "raw")
         assert store is not None
         url = stream_url(server, pid, after=-1)
         readers = [

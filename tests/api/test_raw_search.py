@@ -76,7 +76,7 @@ async def test_finds_a_line_printed_100k_lines_earlier_while_running_and_after(
         pid = session["processes"][0]["id"]
         await wait_for_entries(client, pid, FILLER + 2)
         # Running: the newest hit is in memory, the oldest only in the database.
-        assert server.services.registry.get(pid, "raw") is not None
+        assert server.services.registry.store(pid, "raw") is not None
         running = await search(client, pid, q="NEEDLE")
         assert running == {"matches": [FILLER + 1, 0], "truncated": False, "next_cursor": None}
         release.touch()

@@ -282,13 +282,16 @@ async def test_an_ended_process_leaves_no_memory_behind(app_client: Callable[...
     )
     pid = session["processes"][0]["id"]
     registry = app.state.services.registry
-    stores = [weakref.ref(registry.get(pid, "raw")), weakref.ref(registry.get(pid, "normalized"))]
+    stores = [
+        weakref.ref(registry.store(pid, "raw")),
+        weakref.ref(registry.store(pid, "normalized")),
+    ]
     deadline = asyncio.get_running_loop().time() + 30
-    while registry.get(pid, "raw").next_index == 0:  # until 'ready' was read
+    while registry.store(pid, "raw").next_index == 0:  # until 'ready' was read
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.01)
     await client.post(f"/api/execution-processes/{pid}/stop")
-    assert registry.get(pid, "raw") is None
+    assert registry.store(pid, "raw") is None
     gc.collect()
     assert [ref() for ref in stores] == [None, None]
     raw = await walk_history(client, pid, "raw", 10)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from execlog.runner.supervisor import ORPHAN_NOTE
+from execlog.jobs.orphans import ORPHAN_NOTE
 from execlog.storage.legacy import (
     FinishedMessage,
     JsonPatchMessage,

@@ -222,7 +222,7 @@ class Supervisor:
 
     async def _publish_chain_end(self, session_id: str) -> None:
         try:
-            record = await asyncio.to_thread(self._repository.fetch_session, session_id)
+            record = await self._repository.afetch_session(session_id)
         except Exception:  # the database is down: clients still learn that the chain ended
             logger.warning("session %s: could not read it for its end event", session_id)
             record = None

@@ -23,11 +23,12 @@ from sqlalchemy import Engine, create_engine, text
 
 from bench.report import peak_rss_bytes
 from execlog.config import LogPersistence
-from execlog.protocol import encode_legacy_stream_line, encode_raw_entry, now_ms
+from execlog.protocol import encode_raw_entry, now_ms
 from execlog.storage.database import create_database_engine, normalize_database_url
 from execlog.storage.entries import EntryStats, EntryStore
+from execlog.storage.legacy import LegacyLogStore
 from execlog.storage.migrate import run_migrations
-from execlog.storage.writer import EntryWrite, LegacyLineWrite, LogWriter
+from execlog.storage.writer import EntryWrite, LogWriter
 
 __all__ = ["NAME", "make_line", "make_payload", "run"]
 
@@ -76,17 +77,15 @@ def measure_plain_executemany(path: Path, process_id: str, payloads: list[str]) 
 
 
 async def measure_writer(
-    engine: Engine, process_id: str, payloads: list[str], lines: list[str], mode: LogPersistence
+    engine: Engine, process_id: str, payloads: list[str], mode: LogPersistence
 ) -> dict[str, float | int]:
     """Rows/s from the first submit until flush() returns, as a runner would produce them."""
-    writer = LogWriter(engine, mode)
+    writer = LogWriter(EntryStore(engine), LegacyLogStore(engine), mode)
     await writer.start()
-    dual = mode is LogPersistence.DUAL
     started = time.perf_counter()
     for index, payload in enumerate(payloads):
         await writer.submit(EntryWrite(process_id, "raw", index, payload))
-        if dual:
-            await writer.submit(LegacyLineWrite(process_id, lines[index]))
+        # In dual mode the writer derives each legacy line from the payload itself.
     await writer.flush()
     elapsed = time.perf_counter() - started
     await writer.close()
@@ -105,7 +104,6 @@ def run(quick: bool) -> dict[str, object]:
     rows = QUICK_ROWS if quick else ROWS
     process_id = str(uuid.uuid4())
     payloads = [make_payload(index) for index in range(rows)]
-    lines = [encode_legacy_stream_line("stdout", make_line(index)) for index in range(rows)]
     results: dict[str, object] = {
         "rows": rows,
         "payload_bytes_avg": sum(map(len, payloads)) / rows,
@@ -115,7 +113,7 @@ def run(quick: bool) -> dict[str, object]:
     gc.collect()
     gc.freeze()
     try:
-        results.update(measure_all(process_id, payloads, lines))
+        results.update(measure_all(process_id, payloads))
     finally:
         gc.unfreeze()
     results["peak_rss_bytes"] = peak_rss_bytes()
@@ -123,19 +121,17 @@ def run(quick: bool) -> dict[str, object]:
 
 
 def measure_sqlite_writer(
-    path: Path, process_id: str, payloads: list[str], lines: list[str], mode: str
+    path: Path, process_id: str, payloads: list[str], mode: str
 ) -> dict[str, float | int]:
     engine = create_database_engine(f"sqlite:///{path}")
     try:
-        return asyncio.run(
-            measure_writer(engine, process_id, payloads, lines, LogPersistence(mode))
-        )
+        return asyncio.run(measure_writer(engine, process_id, payloads, LogPersistence(mode)))
     finally:
         engine.dispose()
 
 
 def measure_postgres_writer(
-    process_id: str, payloads: list[str], lines: list[str]
+    process_id: str, payloads: list[str]
 ) -> dict[str, float | int | bool] | None:
     """The writer in entries mode on PostgreSQL, in a schema created and dropped here."""
     url = os.environ.get("EXECLOG_BENCH_POSTGRES_URL") or os.environ.get(
@@ -153,7 +149,7 @@ def measure_postgres_writer(
     try:
         run_migrations(engine)
         result: dict[str, float | int | bool] = dict(
-            asyncio.run(measure_writer(engine, process_id, payloads, lines, LogPersistence.ENTRIES))
+            asyncio.run(measure_writer(engine, process_id, payloads, LogPersistence.ENTRIES))
         )
         return result
     finally:
@@ -163,15 +159,15 @@ def measure_postgres_writer(
         admin.dispose()
 
 
-def measure_all(process_id: str, payloads: list[str], lines: list[str]) -> dict[str, object]:
+def measure_all(process_id: str, payloads: list[str]) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="execlog-bench-") as directory:
         paths = {name: Path(directory) / f"{name}.db" for name in ("plain", "entries", "dual")}
         for path in paths.values():
             create_schema(path)
         plain = measure_plain_executemany(paths["plain"], process_id, payloads)
-        entries = measure_sqlite_writer(paths["entries"], process_id, payloads, lines, "entries")
-        dual = measure_sqlite_writer(paths["dual"], process_id, payloads, lines, "dual")
-    postgres = measure_postgres_writer(process_id, payloads, lines)
+        entries = measure_sqlite_writer(paths["entries"], process_id, payloads, "entries")
+        dual = measure_sqlite_writer(paths["dual"], process_id, payloads, "dual")
+    postgres = measure_postgres_writer(process_id, payloads)
     if postgres is not None:
         ratio = float(postgres["rows_per_s"]) / float(entries["rows_per_s"])
         postgres["ratio_to_sqlite_writer"] = round(ratio, 3)

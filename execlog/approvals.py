@@ -12,20 +12,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from execlog.conversation import (
+    status_created,
+    status_denied,
+    status_pending_approval,
+    status_timed_out,
+)
 from execlog.errors import ApprovalNotFoundError, ConflictError, InvalidRequestError
-from execlog.events import EventBus
+from execlog.events import ApprovalUpdated, EventBus, SessionEvent
+from execlog.protocol import format_timestamp, now_ms
 from execlog.runner.registry import ProcessRegistry, RunningProcess
 
 __all__ = ["Approval", "ApprovalService", "ApprovalStatus"]
 
 ApprovalStatus = Literal["pending", "approved", "denied", "timed_out"]
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -41,22 +43,11 @@ class Approval:
     reason: str | None = None
     decided: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "execution_process_id": self.execution_process_id,
-            "tool_use_id": self.tool_use_id,
-            "tool_name": self.tool_name,
-            "tool_input": self.tool_input,
-            "status": self.status,
-            "reason": self.reason,
-            "requested_at": self.requested_at,
-            "timeout_at": self.timeout_at,
-        }
-
 
 class ApprovalService:
-    def __init__(self, bus: EventBus, registry: ProcessRegistry, timeout_seconds: float) -> None:
+    def __init__(
+        self, bus: EventBus[SessionEvent], registry: ProcessRegistry, timeout_seconds: float
+    ) -> None:
         self._bus = bus
         self._registry = registry
         self._timeout_seconds = timeout_seconds
@@ -79,22 +70,17 @@ class ApprovalService:
         running = self._registry.get(process_id)
         if running is None:
             raise ConflictError(f"execution process {process_id} is not running")
-        now = datetime.now(UTC)
+        now = now_ms()
         approval = Approval(
             id=str(uuid.uuid4()),
             execution_process_id=process_id,
             tool_use_id=tool_use_id,
             tool_name=tool_name,
             tool_input=tool_input,
-            requested_at=_rfc3339(now),
-            timeout_at=_rfc3339(now + timedelta(seconds=self._timeout_seconds)),
+            requested_at=format_timestamp(now),
+            timeout_at=format_timestamp(now + round(self._timeout_seconds * 1000)),
         )
-        status = {
-            "status": "pending_approval",
-            "approval_id": approval.id,
-            "requested_at": approval.requested_at,
-            "timeout_at": approval.timeout_at,
-        }
+        status = status_pending_approval(approval.id, approval.requested_at, approval.timeout_at)
         if not await running.pipeline.set_tool_status(tool_use_id, status):
             raise InvalidRequestError(
                 f"tool call {tool_use_id!r} did not appear in the output of process {process_id}"
@@ -108,7 +94,7 @@ class ApprovalService:
         self._timers[approval.id] = loop.call_later(
             self._timeout_seconds, self._expire, approval.id
         )
-        self._bus.publish("approval_updated", approval=approval.to_json())
+        self._bus.publish(ApprovalUpdated.of(approval))
         return approval
 
     def get(self, approval_id: str) -> Approval:
@@ -131,9 +117,7 @@ class ApprovalService:
         self._settle(approval, "approved" if approved else "denied", reason)
         running = self._registry.get(approval.execution_process_id)
         if running is not None:
-            status: dict[str, Any] = (
-                {"status": "created"} if approved else {"status": "denied", "reason": reason}
-            )
+            status = status_created() if approved else status_denied(reason)
             await running.pipeline.set_tool_status(approval.tool_use_id, status)
         return approval
 
@@ -155,7 +139,7 @@ class ApprovalService:
         running = self._registry.get(approval.execution_process_id)
         if running is not None:
             task = asyncio.ensure_future(
-                running.pipeline.set_tool_status(approval.tool_use_id, {"status": "timed_out"})
+                running.pipeline.set_tool_status(approval.tool_use_id, status_timed_out())
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -167,4 +151,4 @@ class ApprovalService:
         timer = self._timers.pop(approval.id, None)
         if timer is not None:
             timer.cancel()
-        self._bus.publish("approval_updated", approval=approval.to_json())
+        self._bus.publish(ApprovalUpdated.of(approval))

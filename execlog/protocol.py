@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
@@ -46,9 +48,11 @@ __all__ = [
     "encode_legacy_stream_line",
     "encode_normalized_entry",
     "encode_raw_entry",
-    "encode_raw_entry_and_legacy_line",
     "encode_replace_frame",
+    "legacy_line_from_entry",
+    "format_timestamp",
     "now_ms",
+    "now_rfc3339",
     "payload_size",
 ]
 
@@ -66,6 +70,27 @@ def encode_json(value: Any) -> str:
 def now_ms() -> int:
     """Wall-clock milliseconds since the epoch: the stored form of entry timestamps."""
     return time.time_ns() // 1_000_000
+
+
+def format_timestamp(ms: int) -> str:
+    """Milliseconds since the epoch as RFC 3339 UTC with milliseconds (``...T12:00:00.123Z``):
+    the one form of every timestamp execlog shows (entries, processes, approvals)."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_clock_cache: list[Any] = [-1, ""]
+
+
+def now_rfc3339() -> str:
+    """``format_timestamp`` of now; formatted once per millisecond since every entry of a fast
+    stream asks for it."""
+    ms = now_ms()
+    if ms != _clock_cache[0]:
+        _clock_cache[0] = ms
+        _clock_cache[1] = format_timestamp(ms)
+    text: str = _clock_cache[1]
+    return text
 
 
 def payload_size(entry_json: str) -> int:
@@ -135,17 +160,6 @@ def encode_raw_entry(stream: OutputStream, line: str) -> str:
     return _RAW_PREFIX[stream] + _encoder.encode(line).decode() + "}"
 
 
-def encode_raw_entry_and_legacy_line(stream: OutputStream, line: str) -> tuple[str, str]:
-    """The raw payload and its legacy JSONL line, with the line JSON-quoted only once (the hot
-    path of ``dual`` persistence)."""
-    quoted = _encoder.encode(line).decode()
-    # quoted ends with '"': the legacy text keeps the line's newline, escaped inside the string.
-    return (
-        _RAW_PREFIX[stream] + quoted + "}",
-        _LEGACY_STREAM_PREFIX[stream] + quoted[:-1] + '\\n"}',
-    )
-
-
 class _RawPayload(msgspec.Struct, frozen=True, gc=False):
     type: str
     content: str
@@ -162,7 +176,7 @@ def decode_raw_content(entry_json: str) -> str:
         return ""
 
 
-def encode_normalized_entry(entry: dict[str, Any]) -> str:
+def encode_normalized_entry(entry: Mapping[str, Any]) -> str:
     """``{"type": "NORMALIZED_ENTRY", "content": NormalizedEntry}``."""
     return '{"type":"NORMALIZED_ENTRY","content":' + _encoder.encode(entry).decode() + "}"
 
@@ -226,6 +240,22 @@ def encode_legacy_stream_line(stream: OutputStream, line: str) -> str:
 
 def encode_legacy_session_id_line(agent_session_id: str) -> str:
     return '{"SessionId":' + _encoder.encode(agent_session_id).decode() + "}"
+
+
+def legacy_line_from_entry(
+    channel: Channel, entry_index: int, entry_json: str, *, replace: bool = False
+) -> str:
+    """The legacy JSONL line of an entry write (the writer derives them, so producers need not
+    know the persistence mode). Quote once: a raw line's text is sliced out of the payload,
+    already JSON-quoted; a normalized entry is spliced into a ``JsonPatch`` as is."""
+    if channel == "normalized":
+        return encode_legacy_patch_line("replace" if replace else "add", entry_index, entry_json)
+    for stream, prefix in _RAW_PREFIX.items():
+        if entry_json.startswith(prefix):
+            quoted = entry_json[len(prefix) : -1]
+            # quoted ends with '"': the legacy text keeps the line's newline, escaped inside.
+            return _LEGACY_STREAM_PREFIX[stream] + quoted[:-1] + '\\n"}'
+    raise ValueError(f"not a raw entry payload: {entry_json[:80]!r}")
 
 
 def encode_legacy_patch_line(

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from execlog.approvals import ApprovalService
 from execlog.config import Settings
-from execlog.events import EventBus
+from execlog.events import EventBus, SessionEvent
 from execlog.history import HistoryService
 from execlog.jobs.backfill import LegacyBackfiller
 from execlog.jobs.retention import LegacyRetention
@@ -32,7 +32,7 @@ class Services:
     repository: ProcessRepository
     writer: LogWriter
     registry: ProcessRegistry
-    bus: EventBus
+    bus: EventBus[SessionEvent]
     approvals: ApprovalService
     supervisor: Supervisor
     history: HistoryService
@@ -43,21 +43,22 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         engine = create_database_engine(settings.database_url)
         entries = EntryStore(engine)
+        legacy = LegacyLogStore(engine)
         repository = ProcessRepository(engine)
         writer = LogWriter(
-            engine,
+            entries,
+            legacy,
             settings.log_persistence,
             batch_rows=settings.writer_batch_rows,
             queue_rows=settings.writer_queue_rows,
             queue_bytes=settings.writer_queue_bytes,
         )
         registry = ProcessRegistry.from_settings(settings)
-        bus = EventBus()
+        bus: EventBus[SessionEvent] = EventBus()
         approvals = ApprovalService(bus, registry, settings.approval_timeout_seconds)
         supervisor = Supervisor(settings, repository, registry, writer, bus)
         writer.on_rejected = supervisor.report_write_error
         history = HistoryService(entries, registry.store, writer, repository)
-        legacy = LegacyLogStore(engine)
         backfiller = LegacyBackfiller.create(
             engine,
             max_line_bytes=settings.max_line_bytes,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
 
-from execlog.storage.database import create_database_engine
+from execlog.storage.database import create_database_engine, normalize_database_url
 from execlog.storage.migrate import run_migrations
 
 
@@ -41,6 +43,40 @@ def make_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
 @pytest.fixture
 def engine(make_engine: Callable[..., Engine]) -> Engine:
     return make_engine()
+
+
+POSTGRES_URL = os.environ.get("EXECLOG_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def postgres_engine() -> Iterator[Engine]:
+    """A migrated engine on a schema of its own, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("EXECLOG_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    url = normalize_database_url(POSTGRES_URL)
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        run_migrations(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_engine(request: pytest.FixtureRequest, make_engine: Callable[..., Engine]) -> Engine:
+    """A migrated engine on each database execlog supports: the storage tests run on both
+    (PostgreSQL is skipped, with the reason shown, when EXECLOG_TEST_POSTGRES_URL is unset)."""
+    if request.param == "sqlite":
+        return make_engine()
+    postgres: Engine = request.getfixturevalue("postgres_engine")
+    return postgres
 
 
 # --- servers ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKED = ("ingest", "tail_page", "server_memory", "http_tail", "backfill")
 
 
+@pytest.mark.bench
 @pytest.mark.timeout(300)
 def test_quick_benchmarks_run_and_write_their_results(tmp_path: Path) -> None:
     result = subprocess.run(

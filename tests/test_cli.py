@@ -324,6 +324,7 @@ def test_bad_run_request_is_a_usage_error(server: LiveServer) -> None:
     assert "prompt" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.timeout(120)  # seconds alone; up to ~50 s measured on a loaded machine
 def test_unreachable_server_is_exit_1(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     for args in (

@@ -91,3 +91,44 @@ def test_server_refuses_to_start_on_a_bad_value(tmp_path: object) -> None:
     )
     assert result.returncode != 0
     assert "EXECLOG_PORT='not-a-port'" in result.stderr
+
+
+def test_every_setting_is_read_by_the_package() -> None:
+    """A setting that nothing reads would pass its default and validation tests while the
+    feature it names is missing: every field must be read outside config.py, directly or
+    through a Settings property or method that is."""
+    import ast
+    from pathlib import Path
+
+    import execlog
+    from execlog.config import Settings
+
+    package = Path(execlog.__file__).parent
+    config_path = package / "config.py"
+    elsewhere = "\n".join(path.read_text() for path in package.rglob("*.py") if path != config_path)
+    # Settings members (properties, methods) and the fields each one reads.
+    members: dict[str, set[str]] = {}
+    tree = ast.parse(config_path.read_text())
+    [settings_class] = [
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Settings"
+    ]
+    for node in settings_class.body:
+        if isinstance(node, ast.FunctionDef):
+            members[node.name] = {
+                attribute.attr
+                for attribute in ast.walk(node)
+                if isinstance(attribute, ast.Attribute)
+                and isinstance(attribute.value, ast.Name)
+                and attribute.value.id == "self"
+            }
+
+    def is_read(name: str) -> bool:
+        return f".{name}" in elsewhere
+
+    unread = [
+        field
+        for field in Settings.model_fields
+        if not is_read(field)
+        and not any(field in fields and is_read(member) for member, fields in members.items())
+    ]
+    assert unread == []

@@ -8,7 +8,7 @@ from typing import Any
 
 from execlog.client import LogEntry, LogTail, StreamFrame
 from execlog.console import LogPrinter, format_normalized_entry
-from execlog.runner.normalizers.base import (
+from execlog.conversation import (
     assistant_message_entry,
     command_result,
     command_run_action,

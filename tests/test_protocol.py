@@ -18,20 +18,32 @@ from execlog.protocol import (
     encode_legacy_stream_line,
     encode_normalized_entry,
     encode_raw_entry,
-    encode_raw_entry_and_legacy_line,
     encode_replace_frame,
+    legacy_line_from_entry,
 )
 
 
 @given(stream=st.sampled_from(["stdout", "stderr"]), line=st.text())
 @settings(max_examples=300)
-def test_raw_entry_and_legacy_line_encode_the_line_once_and_exactly(stream: str, line: str) -> None:
-    payload, legacy = encode_raw_entry_and_legacy_line(stream, line)  # type: ignore[arg-type]
-    assert payload == encode_raw_entry(stream, line)  # type: ignore[arg-type]
+def test_legacy_line_sliced_from_a_raw_payload_equals_the_line_encoded_anew(
+    stream: str, line: str
+) -> None:
+    payload = encode_raw_entry(stream, line)  # type: ignore[arg-type]
+    legacy = legacy_line_from_entry("raw", 0, payload)
     assert legacy == encode_legacy_stream_line(stream, line)  # type: ignore[arg-type]
     key = "Stdout" if stream == "stdout" else "Stderr"
     assert json.loads(payload) == {"type": stream.upper(), "content": line}
     assert json.loads(legacy) == {key: line + "\n"}
+
+
+def test_legacy_line_of_a_normalized_entry_is_its_json_patch() -> None:
+    entry = encode_normalized_entry({"timestamp": None, "entry_type": {"type": "thinking"}})
+    assert legacy_line_from_entry("normalized", 4, entry) == encode_legacy_patch_line(
+        "add", 4, entry
+    )
+    assert legacy_line_from_entry("normalized", 4, entry, replace=True) == (
+        encode_legacy_patch_line("replace", 4, entry)
+    )
 
 
 def test_frames_pages_and_legacy_lines_are_valid_json() -> None:

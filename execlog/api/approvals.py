@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from execlog.api.dependencies import ServicesDep, parse_id
 from execlog.api.envelope import success_response
+from execlog.api.resources import approval_to_json
 
 __all__ = ["router"]
 
@@ -41,7 +42,7 @@ async def request_approval(body: ApprovalRequestBody, services: ServicesDep) -> 
         body.tool_name,
         body.tool_input,
     )
-    return success_response(approval.to_json(), 201)
+    return success_response(approval_to_json(approval), 201)
 
 
 @router.get("")
@@ -54,12 +55,13 @@ async def list_approvals(
         if execution_process_id is None
         else parse_id(execution_process_id, "execution process")
     )
-    return success_response([a.to_json() for a in services.approvals.list(pid)])
+    return success_response([approval_to_json(a) for a in services.approvals.list(pid)])
 
 
 @router.get("/{approval_id}")
 async def get_approval(approval_id: str, services: ServicesDep) -> Response:
-    return success_response(services.approvals.get(parse_id(approval_id, "approval")).to_json())
+    approval = services.approvals.get(parse_id(approval_id, "approval"))
+    return success_response(approval_to_json(approval))
 
 
 @router.get("/{approval_id}/wait")
@@ -70,7 +72,7 @@ async def wait_for_decision(
 ) -> Response:
     """Long poll: returns when decided, or after `timeout_seconds` still `pending`."""
     approval = await services.approvals.wait(parse_id(approval_id, "approval"), timeout_seconds)
-    return success_response(approval.to_json())
+    return success_response(approval_to_json(approval))
 
 
 @router.post("/{approval_id}/respond")
@@ -79,4 +81,4 @@ async def respond(approval_id: str, body: DecisionBody, services: ServicesDep) -
     approval = await services.approvals.decide(
         parse_id(approval_id, "approval"), approved=body.approved, reason=body.reason
     )
-    return success_response(approval.to_json())
+    return success_response(approval_to_json(approval))

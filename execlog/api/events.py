@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
 from execlog.api.dependencies import ServicesDep
+from execlog.api.resources import event_to_json
 
 __all__ = ["router"]
 
@@ -28,11 +29,11 @@ async def stream_events(request: Request, services: ServicesDep) -> StreamingRes
             yield ": connected\n\n"
             while not await request.is_disconnected():
                 try:
-                    text = await asyncio.wait_for(subscription.next_event(), KEEPALIVE_SECONDS)
+                    event = await asyncio.wait_for(subscription.next_event(), KEEPALIVE_SECONDS)
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                yield f"data: {text}\n\n"
+                yield f"data: {event_to_json(event)}\n\n"
         finally:
             subscription.close()
 

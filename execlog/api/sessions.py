@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from execlog.api.dependencies import ServicesDep, parse_id
 from execlog.api.envelope import success_response
-from execlog.resources import process_to_json, session_to_json
+from execlog.api.resources import process_to_json, session_to_json
 from execlog.runner.supervisor import SessionSpec
 
 __all__ = ["router"]

@@ -40,6 +40,7 @@ from execlog.runner.lines import LineSplitter
 from execlog.runner.normalizers.base import EntryPatch, Normalizer, NormalizerEvent, SessionIdSeen
 from execlog.runner.pipeline import KEYED_ENTRIES_CAPACITY
 from execlog.storage.backfills import BackfillLedger, LedgerRow, LegacyProcess
+from execlog.storage.database import run_in_thread
 from execlog.storage.entries import EntryStats, EntryStore
 from execlog.storage.legacy import (
     JsonPatchMessage,
@@ -483,7 +484,7 @@ class LegacyBackfiller:
         None then. A second caller for the same process waits for the first one's run."""
         future = self._inflight.get(process_id)
         if future is None:
-            future = asyncio.ensure_future(asyncio.to_thread(self._check_and_run, process_id))
+            future = asyncio.ensure_future(run_in_thread(self._check_and_run, process_id))
             self._inflight[process_id] = future
             future.add_done_callback(lambda _f: self._inflight.pop(process_id, None))
         result = await asyncio.shield(future)
@@ -520,7 +521,7 @@ class LegacyBackfiller:
         """Backfill every ended process whose JSONL no backfill has checked, printing the
         contract's console lines through ``report``; an error in one process is reported
         and the run goes on."""
-        pending = only if only is not None else await asyncio.to_thread(self._ledger.fetch_pending)
+        pending = only if only is not None else await run_in_thread(self._ledger.fetch_pending)
         total_bytes = sum(p.total_bytes for p in pending)
         report(
             f"log-history backfill starting: processes={len(pending)}, "

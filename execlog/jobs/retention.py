@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from execlog.jobs.backfill import LegacyBackfiller, describe_error
 from execlog.protocol import CHANNELS, now_ms
 from execlog.storage.backfills import BackfillLedger, LedgerRow, LegacyProcess
+from execlog.storage.database import run_in_thread
 from execlog.storage.entries import EntryStore
 from execlog.storage.legacy import LegacyLogStore
 
@@ -85,9 +86,9 @@ class LegacyRetention:
         if self.retention_days <= 0:
             return report
         cutoff = (now_ms() if now is None else now) - self.retention_days * _DAY_MS
-        for process in await asyncio.to_thread(self._ledger.fetch_expired, cutoff):
+        for process in await run_in_thread(self._ledger.fetch_expired, cutoff):
             pid = process.process_id
-            ledger = await asyncio.to_thread(self._ledger.fetch, pid)
+            ledger = await run_in_thread(self._ledger.fetch, pid)
             if ledger is None:
                 if dry_run:
                     report.skipped.append((pid, "not backfilled yet (run `execlog backfill`)"))
@@ -97,16 +98,16 @@ class LegacyRetention:
                 except Exception as exc:
                     report.skipped.append((pid, f"backfill failed: {describe_error(exc)}"))
                     continue
-                ledger = await asyncio.to_thread(self._ledger.fetch, pid)
+                ledger = await run_in_thread(self._ledger.fetch, pid)
                 if ledger is None:
                     report.skipped.append((pid, "not backfilled"))
                     continue
-            missing = await asyncio.to_thread(self._missing_channel, ledger)
+            missing = await run_in_thread(self._missing_channel, ledger)
             if missing is not None:
                 report.skipped.append((pid, f"{missing} entries incomplete"))
                 continue
             if not dry_run:
-                await asyncio.to_thread(self._delete, pid)
+                await run_in_thread(self._delete, pid)
             report.deleted.append(process)
         return report
 

@@ -1,5 +1,7 @@
 """The per-process data path: output lines → raw entries → normalizer → conversation entries,
-each held in the process's MsgStores and queued for the batched writer.
+each held in the process's MsgStores and queued for the batched writer. The pipeline does not
+know the persistence mode: it submits entry writes and the legacy-only lines (``SessionId``,
+``Finished``), and the writer keeps what the mode asks for.
 
 Every payload is encoded once here. Tool-status overrides (approvals) are applied here too, so
 that a later patch from the normalizer cannot undo a decision the user made.
@@ -10,17 +12,21 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
 
+from execlog.conversation import (
+    NormalizedEntry,
+    ToolStatus,
+    error_message_entry,
+    is_open_tool_call,
+    with_tool_status,
+)
 from execlog.live.msg_store import MsgStore
 from execlog.protocol import (
     LEGACY_FINISHED_LINE,
     OutputStream,
-    encode_legacy_patch_line,
     encode_legacy_session_id_line,
     encode_normalized_entry,
     encode_raw_entry,
-    encode_raw_entry_and_legacy_line,
 )
 from execlog.runner.normalizers.base import (
     EntryPatch,
@@ -28,8 +34,6 @@ from execlog.runner.normalizers.base import (
     NormalizerEvent,
     SessionIdSeen,
     SummarySeen,
-    error_message_entry,
-    with_tool_status,
 )
 from execlog.storage.writer import EntryWrite, LegacyLineWrite, LogWriter, WriteOp
 
@@ -41,7 +45,6 @@ TurnCallback = Callable[[str], Awaitable[None]]
 # soon after its entry (a tool result, the end of a streamed block); 8,192 keys cover the
 # longest sub-agent runs between a Task call and its result while costing < 1 MB.
 KEYED_ENTRIES_CAPACITY = 8192
-_OPEN_TOOL_STATUSES = frozenset({"created", "pending_approval"})
 
 # Statuses that are the user's final word on a tool call (kept over later normalizer patches).
 _FINAL_OVERRIDES = frozenset({"denied", "timed_out"})
@@ -68,14 +71,12 @@ class ProcessPipeline:
         self._normalizer = normalizer
         self._on_session_id = on_session_id
         self._on_summary = on_summary
-        self._write_entries = writer.writes_entries
-        self._write_legacy = writer.writes_legacy
         # Memory stays bounded however long the agent runs: recently keyed entries map to their
         # index (an LRU), and only tool calls whose status can still change keep their entry
         # (an approval restates it).
         self._indexes: OrderedDict[str, int] = OrderedDict()
-        self._open_tools: dict[str, tuple[int, dict[str, Any]]] = {}
-        self._overrides: dict[str, dict[str, Any]] = {}
+        self._open_tools: dict[str, tuple[int, NormalizedEntry]] = {}
+        self._overrides: dict[str, ToolStatus] = {}
         self._key_added = asyncio.Event()
         self._turn_tasks: set[asyncio.Task[None]] = set()
         self._spawned_updates = 0
@@ -91,11 +92,9 @@ class ProcessPipeline:
 
     async def handle_output(self, stream: OutputStream, lines: list[str]) -> None:
         """The child's on_output callback: awaited, so a slow writer back-pressures the child."""
-        batch = _WriteBatch(self.process_id)
+        batch: list[WriteOp] = []
         pid = self.process_id
         append_raw = self.raw.append
-        entries = batch.entries if self._write_entries else None
-        legacy = batch.legacy if self._write_legacy else None
         normalizer = self._normalizer
         if self._partial_lines:
             index = self._partial_lines.pop(stream, None)
@@ -103,18 +102,12 @@ class ProcessPipeline:
                 self._end_partial_line(stream, lines[0], index, batch)
                 lines = lines[1:]
         for line in lines:
-            if legacy is None:
-                payload = encode_raw_entry(stream, line)
-            else:
-                payload, legacy_line = encode_raw_entry_and_legacy_line(stream, line)
-                legacy.append(legacy_line)
-            index = append_raw(payload)
-            if entries is not None:
-                entries.append(EntryWrite(pid, "raw", index, payload))
+            payload = encode_raw_entry(stream, line)
+            batch.append(EntryWrite(pid, "raw", append_raw(payload), payload))
             if normalizer is not None:
                 for event in normalizer.feed(stream, line):
                     self._apply(event, batch)
-        await batch.submit(self._writer)
+        await self._writer.submit_many(batch)
 
     async def handle_partial_line(self, stream: OutputStream, text: str) -> None:
         """The child's on_partial_line callback: the line still being written is appended as a
@@ -127,51 +120,46 @@ class ProcessPipeline:
             self._partial_lines[stream] = index
         else:
             self.raw.replace(index, payload)
-        if self._write_entries:
-            await self._writer.submit_many([EntryWrite(self.process_id, "raw", index, payload)])
+        write = EntryWrite(self.process_id, "raw", index, payload, partial=True)
+        await self._writer.submit_many([write])
 
     def _end_partial_line(
-        self, stream: OutputStream, line: str, index: int, batch: _WriteBatch
+        self, stream: OutputStream, line: str, index: int, batch: list[WriteOp]
     ) -> None:
-        if self._write_legacy:
-            payload, legacy_line = encode_raw_entry_and_legacy_line(stream, line)
-            batch.legacy.append(legacy_line)
-        else:
-            payload = encode_raw_entry(stream, line)
+        payload = encode_raw_entry(stream, line)
         self.raw.replace(index, payload)
-        if self._write_entries:
-            batch.entries.append(EntryWrite(self.process_id, "raw", index, payload))
+        batch.append(EntryWrite(self.process_id, "raw", index, payload))
         if self._normalizer is not None:
             for event in self._normalizer.feed(stream, line):
                 self._apply(event, batch)
 
-    def _apply(self, event: NormalizerEvent, batch: _WriteBatch) -> None:
+    def _apply(self, event: NormalizerEvent, batch: list[WriteOp]) -> None:
         if isinstance(event, EntryPatch):
             self._put_entry(event.key, event.entry, batch)
         elif isinstance(event, SessionIdSeen):
-            if self._write_legacy:
-                batch.legacy.append(encode_legacy_session_id_line(event.agent_session_id))
+            line = encode_legacy_session_id_line(event.agent_session_id)
+            batch.append(LegacyLineWrite(self.process_id, line))
             self._spawn_turn_update(self._on_session_id(event.agent_session_id))
         elif isinstance(event, SummarySeen):
             self._spawn_turn_update(self._on_summary(event.summary))
 
-    def _put_entry(self, key: str | None, entry: dict[str, Any], batch: _WriteBatch) -> None:
+    def _put_entry(self, key: str | None, entry: NormalizedEntry, batch: list[WriteOp]) -> None:
         if key is not None and key in self._overrides:
             entry = with_tool_status(entry, self._overrides[key])
         payload = encode_normalized_entry(entry)
         if key is None:
-            self._write_entry("add", self.normalized.append(payload), payload, batch)
+            self._write_entry(self.normalized.append(payload), payload, batch)
             return
         index = self._indexes.get(key)
         if index is None:
             index = self.normalized.append(payload)
             self._remember(key, index)
-            self._write_entry("add", index, payload, batch)
+            self._write_entry(index, payload, batch)
         else:
             self._indexes.move_to_end(key)
             self.normalized.replace(index, payload)
-            self._write_entry("replace", index, payload, batch)
-        if _is_open_tool(entry):
+            self._write_entry(index, payload, batch, replace=True)
+        if is_open_tool_call(entry):
             self._open_tools[key] = (index, entry)
         else:
             self._open_tools.pop(key, None)
@@ -183,12 +171,9 @@ class ProcessPipeline:
         self._key_added.set()
 
     def _write_entry(
-        self, op: Literal["add", "replace"], index: int, payload: str, batch: _WriteBatch
+        self, index: int, payload: str, batch: list[WriteOp], *, replace: bool = False
     ) -> None:
-        if self._write_entries:
-            batch.entries.append(EntryWrite(self.process_id, "normalized", index, payload))
-        if self._write_legacy:
-            batch.legacy.append(encode_legacy_patch_line(op, index, payload))
+        batch.append(EntryWrite(self.process_id, "normalized", index, payload, replace))
 
     def _spawn_turn_update(self, update: Awaitable[None]) -> None:
         task = asyncio.ensure_future(update)
@@ -198,18 +183,14 @@ class ProcessPipeline:
 
     # --- entries written by execlog itself ----------------------------------------------------
 
-    async def add_entry(self, entry: dict[str, Any], *, raw_line: str | None = None) -> None:
+    async def add_entry(self, entry: NormalizedEntry, *, raw_line: str | None = None) -> None:
         """An entry execlog adds (start failure, orphan note): normalized, and raw as STDERR."""
-        batch = _WriteBatch(self.process_id)
+        batch: list[WriteOp] = []
         if raw_line is not None:
-            payload, legacy_line = encode_raw_entry_and_legacy_line("stderr", raw_line)
-            index = self.raw.append(payload)
-            if self._write_entries:
-                batch.entries.append(EntryWrite(self.process_id, "raw", index, payload))
-            if self._write_legacy:
-                batch.legacy.append(legacy_line)
+            payload = encode_raw_entry("stderr", raw_line)
+            batch.append(EntryWrite(self.process_id, "raw", self.raw.append(payload), payload))
         self._put_entry(None, entry, batch)
-        await batch.submit(self._writer)
+        await self._writer.submit_many(batch)
 
     def report_write_error(self, reason: str) -> None:
         """The writer dropped a write of this process after a permanent error (issue 9): an
@@ -221,7 +202,7 @@ class ProcessPipeline:
         )
 
     async def set_tool_status(
-        self, key: str, status: dict[str, Any], *, wait_seconds: float = 10.0
+        self, key: str, status: ToolStatus, *, wait_seconds: float = 10.0
     ) -> bool:
         """Restate the keyed tool call with ``status`` (approvals). Waits briefly for the entry:
         an agent's hook may ask before its tool_use line has been read. False if it never came."""
@@ -238,13 +219,13 @@ class ProcessPipeline:
                 await asyncio.wait_for(self._key_added.wait(), remaining)
             except TimeoutError:
                 return False
-        if status.get("status") in _FINAL_OVERRIDES:
+        if status["status"] in _FINAL_OVERRIDES:
             self._overrides[key] = status
         else:
             self._overrides.pop(key, None)
-        batch = _WriteBatch(self.process_id)
+        batch: list[WriteOp] = []
         self._put_entry(key, with_tool_status(self._open_tools[key][1], status), batch)
-        await batch.submit(self._writer)
+        await self._writer.submit_many(batch)
         return True
 
     # --- end of the process -----------------------------------------------------------------
@@ -252,13 +233,12 @@ class ProcessPipeline:
     async def finish(self) -> None:
         """Drain the normalizer, wait for turn updates, commit everything, then send
         ``finished`` on both channels: whoever sees the final status can read all history."""
-        batch = _WriteBatch(self.process_id)
+        batch: list[WriteOp] = []
         if self._normalizer is not None:
             for event in self._normalizer.finish():
                 self._apply(event, batch)
-        if self._write_legacy:
-            batch.legacy.append(LEGACY_FINISHED_LINE)
-        await batch.submit(self._writer)
+        batch.append(LegacyLineWrite(self.process_id, LEGACY_FINISHED_LINE))
+        await self._writer.submit_many(batch)
         while True:
             while self._turn_tasks:
                 await asyncio.gather(*list(self._turn_tasks), return_exceptions=True)
@@ -270,30 +250,3 @@ class ProcessPipeline:
                 break
         self.raw.finish()
         self.normalized.finish()
-
-
-class _WriteBatch:
-    """The writes one chunk of output causes: entry rows, and its legacy JSONL lines as ONE
-    write (the writer stores them as one row anyway), in output order."""
-
-    __slots__ = ("process_id", "entries", "legacy")
-
-    def __init__(self, process_id: str) -> None:
-        self.process_id = process_id
-        self.entries: list[WriteOp] = []
-        self.legacy: list[str] = []
-
-    async def submit(self, writer: LogWriter) -> None:
-        if self.legacy:
-            self.entries.append(LegacyLineWrite(self.process_id, "\n".join(self.legacy)))
-        if self.entries:
-            await writer.submit_many(self.entries)
-
-
-def _is_open_tool(entry: dict[str, Any]) -> bool:
-    """A tool call whose status can still change (its result or an approval is to come)."""
-    entry_type = entry.get("entry_type")
-    if not isinstance(entry_type, dict) or entry_type.get("type") != "tool_use":
-        return False
-    status = entry_type.get("status")
-    return isinstance(status, dict) and status.get("status") in _OPEN_TOOL_STATUSES

@@ -16,21 +16,22 @@ import uuid
 from dataclasses import dataclass
 
 from execlog.config import Settings
+from execlog.conversation import (
+    error_message_entry,
+)
 from execlog.errors import (
     ConflictError,
     InvalidRequestError,
     ProcessNotFoundError,
     SessionNotFoundError,
 )
-from execlog.events import EventBus
+from execlog.events import EventBus, ProcessUpdated, SessionCreated, SessionEvent, SessionUpdated
 from execlog.live.msg_store import MsgStore
 from execlog.protocol import (
     now_ms,
 )
-from execlog.resources import process_to_json, session_to_json
 from execlog.runner.child import ChildProcess, ChildStartError
 from execlog.runner.executors import build_argv, create_normalizer
-from execlog.runner.normalizers.base import error_message_entry
 from execlog.runner.pipeline import ProcessPipeline
 from execlog.runner.registry import ProcessRegistry, RunningProcess
 from execlog.storage.processes import (
@@ -71,7 +72,7 @@ class Supervisor:
         repository: ProcessRepository,
         registry: ProcessRegistry,
         writer: LogWriter,
-        bus: EventBus,
+        bus: EventBus[SessionEvent],
     ) -> None:
         self._settings = settings
         self._repository = repository
@@ -104,7 +105,7 @@ class Supervisor:
         first = await self._start_step(session, steps[0])
         session.processes.append(first)
         session.active = True
-        self._bus.publish("session_created", session=session_to_json(session))
+        self._bus.publish(SessionCreated.of(session))
         self._chains[session.id] = asyncio.create_task(self._run_chain(session, first, steps[1:]))
         return session
 
@@ -226,9 +227,8 @@ class Supervisor:
         except Exception:  # the database is down: clients still learn that the chain ended
             logger.warning("session %s: could not read it for its end event", session_id)
             record = None
-        shown = session_to_json(record) if record is not None else {"id": session_id}
         # This task is still running, so _chain_active would still say True.
-        self._bus.publish("session_updated", session={**shown, "active": False})
+        self._bus.publish(SessionUpdated.ended(session_id, record))
 
     async def _wait_done(self, record: ProcessRecord) -> None:
         running = self._registry.get(record.id)
@@ -276,7 +276,7 @@ class Supervisor:
         except BaseException:
             self._registry.close(record.id)
             raise
-        self._bus.publish("process_updated", process=process_to_json(record))
+        self._bus.publish(ProcessUpdated.of(record))
         return running
 
     async def _spawn_child(
@@ -329,12 +329,12 @@ class Supervisor:
             )
             self._registry.close(record.id)
             running.done.set()
-            self._bus.publish("process_updated", process=process_to_json(record))
+            self._bus.publish(ProcessUpdated.of(record))
 
     async def _record_agent_session_id(self, record: ProcessRecord, agent_session_id: str) -> None:
         record.agent_session_id = agent_session_id
         await self._repository.aset_agent_session_id(record.id, agent_session_id, now_ms())
-        self._bus.publish("process_updated", process=process_to_json(record))
+        self._bus.publish(ProcessUpdated.of(record))
 
     def _child_env(self, session: SessionRecord, process_id: str) -> dict[str, str]:
         env = dict(os.environ)

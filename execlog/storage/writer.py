@@ -10,6 +10,10 @@ The writer never wedges: a transient error (locked, busy, disk full, connection 
 with back-off while producers wait, losing nothing; a permanent one (a value too big, a
 constraint) is narrowed down by bisection to the offending write, which is dropped, logged and
 reported to its process (``on_rejected``), while every other write goes on.
+
+The persistence mode (``EXECLOG_LOG_PERSISTENCE``) is decided here and nowhere else: producers
+submit entry writes and legacy-only lines; the writer upserts entries, derives their legacy
+JSONL lines (quoted once: sliced from the payloads), or both.
 """
 
 from __future__ import annotations
@@ -22,13 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
 from execlog.allocator import release_free_memory
 from execlog.config import LogPersistence
 from execlog.errors import ExeclogError
-from execlog.protocol import now_ms
+from execlog.protocol import legacy_line_from_entry, now_ms
 from execlog.storage.entries import EntryRow, EntryStore
 from execlog.storage.legacy import LegacyLogStore
 
@@ -68,12 +71,17 @@ RejectedWriteHandler = Callable[[str, str], None]
 
 @dataclass(frozen=True, slots=True)
 class EntryWrite(EntryRow):
-    """Upsert of one entry row. It *is* an EntryRow, so a group goes to the store unconverted."""
+    """One entry added (or, with ``replace``, restated at its index). It *is* an EntryRow, so a
+    group goes to the entry store unconverted; its legacy JSONL line is derived from it, unless
+    it is ``partial`` (a line still being written: JSONL gets it once, when it ends)."""
+
+    replace: bool = False
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class LegacyLineWrite:
-    """One JSONL line appended to a process's legacy log."""
+    """A legacy-only JSONL line (``SessionId``, ``Finished``): no entry stands for it."""
 
     process_id: str
     line: str
@@ -112,7 +120,8 @@ class LogWriter:
 
     def __init__(
         self,
-        engine: Engine,
+        entries: EntryStore,
+        legacy: LegacyLogStore,
         persistence: LogPersistence,
         *,
         batch_rows: int = 2000,
@@ -124,10 +133,10 @@ class LogWriter:
     ) -> None:
         if min(batch_rows, queue_rows, queue_bytes, group_rows) < 1 or max_delay < 0:
             raise ValueError("row and byte bounds must be >= 1, max_delay >= 0")
-        self._engine = engine
+        self._engine = entries.engine
         self._persistence = LogPersistence(persistence)
-        self._entry_store = EntryStore(engine)
-        self._legacy_store = LegacyLogStore(engine)
+        self._entry_store = entries
+        self._legacy_store = legacy
         self._batch_rows = batch_rows
         self._max_delay = max_delay
         self._queue_rows = queue_rows
@@ -136,12 +145,10 @@ class LogWriter:
         # A quarter of the queue: producers keep filling the rest while a group commits.
         self._group_bytes = group_bytes if group_bytes is not None else max(1, queue_bytes // 4)
         self.on_rejected: RejectedWriteHandler | None = None
-        accepted: list[type] = []
-        if self.writes_entries:
-            accepted.append(EntryWrite)
-        if self.writes_legacy:
-            accepted.append(LegacyLineWrite)
-        self._accepted = tuple(accepted)
+        # Legacy-only lines are dropped unless JSONL is written; entry writes always count.
+        self._accepted: tuple[type, ...] = (
+            (EntryWrite, LegacyLineWrite) if self.writes_legacy else (EntryWrite,)
+        )
 
         self._pending: list[WriteOp] = []
         self._pending_bytes = 0
@@ -234,8 +241,8 @@ class LogWriter:
     # --- producers -------------------------------------------------------------------------
 
     async def submit(self, op: WriteOp) -> None:
-        """Queue one write; waits while the queue is full. Ops this mode does not write are
-        ignored, so producers need not know the mode."""
+        """Queue one write; waits while the queue is full. Legacy-only lines are ignored when
+        JSONL is not written, so producers need not know the mode."""
         if not isinstance(op, self._accepted):
             return
         if self._closing:
@@ -494,15 +501,23 @@ class LogWriter:
         if not self.writes_legacy:
             entries = group  # type: ignore[assignment]  # only EntryWrite is accepted
         else:
+            keep_entries = self.writes_entries
             for op in group:
                 if isinstance(op, EntryWrite):
-                    entries.append(op)
+                    if keep_entries:
+                        entries.append(op)
+                    if op.partial:
+                        continue
+                    line = legacy_line_from_entry(
+                        op.channel, op.entry_index, op.entry_json, replace=op.replace
+                    )
                 else:
-                    lines = legacy.get(op.process_id)
-                    if lines is None:
-                        legacy[op.process_id] = [op.line]
-                    else:
-                        lines.append(op.line)
+                    line = op.line
+                lines = legacy.get(op.process_id)
+                if lines is None:
+                    legacy[op.process_id] = [line]
+                else:
+                    lines.append(line)
         stamp = now_ms()
         with self._engine.begin() as connection:
             if entries:

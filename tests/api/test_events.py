@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from execlog.events import RESYNC_EVENT, EventBus
+from execlog.api.resources import event_to_json, process_to_json
+from execlog.events import EVENTS_MISSED, EventBus, EventsMissed, ProcessUpdated
+from execlog.storage.processes import ProcessRecord
 from tests.api.helpers import script_body
 from tests.conftest import LiveServer
 
@@ -50,18 +52,32 @@ async def test_events_follow_a_session_from_start_to_end(
     assert created["session"]["id"] == session["id"]
 
 
-async def test_a_slow_subscriber_gets_resync_not_a_blocked_publisher() -> None:
-    bus = EventBus(capacity=3)
+async def test_a_slow_subscriber_gets_events_missed_not_a_blocked_publisher() -> None:
+    bus: EventBus[int] = EventBus(capacity=3)
     slow = bus.subscribe()
     fast = bus.subscribe()
-    received: list[str] = []
+    received: list[int | EventsMissed] = []
     for i in range(5):
-        bus.publish("tick", n=i)
+        bus.publish(i)
         received.append(await fast.next_event())
-    assert [json.loads(text)["n"] for text in received] == list(range(5))
-    assert await slow.next_event() == RESYNC_EVENT
-    bus.publish("tick", n=5)
-    assert json.loads(await slow.next_event())["n"] == 5
+    assert received == list(range(5))
+    assert await slow.next_event() is EVENTS_MISSED
+    bus.publish(5)
+    assert await slow.next_event() == 5
     slow.close()
     fast.close()
     assert bus.subscriber_count == 0
+
+
+async def test_events_are_snapshots_rendered_by_the_api() -> None:
+    """The bus carries a copy of the record as it was when published; the API renders it."""
+    record = ProcessRecord(
+        "p", "s", "script", "running", None, started_at=0, completed_at=None, agent_session_id=None
+    )
+    event = ProcessUpdated.of(record)
+    record.status = "completed"
+    rendered = json.loads(event_to_json(event))
+    assert rendered == {"type": "process_updated", "process": process_to_json(event.process)}
+    assert rendered["process"]["status"] == "running"
+    assert rendered["process"]["started_at"] == "1970-01-01T00:00:00.000Z"
+    assert json.loads(event_to_json(EVENTS_MISSED)) == {"type": "resync"}

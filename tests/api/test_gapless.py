@@ -106,6 +106,7 @@ class Holdings:
 
 
 @pytest.mark.parametrize("queue_capacity", [1024, 16])
+@pytest.mark.timeout(120)  # seconds alone; up to ~50 s measured on a loaded machine
 async def test_tail_page_then_resumed_streams_are_gapless(
     live_server: Callable[..., LiveServer], queue_capacity: int, tmp_path: Path
 ) -> None:

@@ -311,6 +311,7 @@ def small_receive_buffer_socket(server: LiveServer) -> socket.socket:
     return sock
 
 
+@pytest.mark.timeout(120)  # seconds alone; up to ~50 s measured on a loaded machine
 async def test_slow_client_resyncs_without_slowing_the_process_or_a_fast_client(
     live_server: Callable[..., LiveServer], tmp_path: Path
 ) -> None:

@@ -244,6 +244,7 @@ async def test_serve_no_auth_refuses_a_public_host(tmp_path: Path) -> None:
     assert b"listening" not in stdout
 
 
+@pytest.mark.timeout(120)  # seconds alone; up to ~50 s measured on a loaded machine
 async def test_serve_listens_on_loopback_with_the_generated_token(tmp_path: Path) -> None:
     """The URL line, then the UI's URL carrying the token; the token is required, and the
     browser trades ``?token=`` for an HttpOnly cookie."""

@@ -244,6 +244,14 @@ async def test_claude_command_replaying_a_fixture(
     assert len(tools) == 20
     statuses = [t["status"]["status"] for t in tools]
     assert statuses.count("failed") == 1 and statuses.count("success") == 19
+    # The normalized default page size is 20 (CONTRACT.md), not the raw 200: 28 entries give
+    # a first page of the newest 20 and a cursor for the 8 before them.
+    assert len(normalized) == 28
+    tail = (
+        await client.get(f"/api/execution-processes/{process['id']}/normalized-logs/v2")
+    ).json()["data"]
+    assert [e["entry_index"] for e in tail["entries"]] == list(range(8, 28))
+    assert tail["has_more"] is True and tail["next_cursor"] == 8
 
 
 async def test_openapi_page_lists_every_endpoint(app_client: Callable[..., Any]) -> None:

@@ -213,6 +213,7 @@ async def test_a_browser_without_a_valid_token_gets_a_sign_in_page(
     assert api.status_code == 401 and api.json()["success"] is False
 
 
+@pytest.mark.timeout(120)  # seconds alone; up to ~50 s measured on a loaded machine
 async def test_serve_prints_the_web_ui_url_with_the_token(tmp_path: Path) -> None:
     env = clean_env(tmp_path, EXECLOG_PORT="0", EXECLOG_AUTH_TOKEN="tok/en+with=chars&1")
     async with serve_process(env) as process:

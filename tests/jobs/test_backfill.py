@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, update
 
+from execlog.conversation import assistant_message_entry
 from execlog.jobs.backfill import LegacyBackfiller, ProcessBackfill
 from execlog.protocol import encode_normalized_entry, encode_raw_entry
-from execlog.runner.normalizers.base import assistant_message_entry
 from execlog.storage.backfills import BackfillLedger
 from execlog.storage.entries import EntryRow, EntryStore
 from execlog.storage.legacy import LegacyLogStore

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from execlog.protocol import now_ms
 from execlog.storage.database import create_database_engine
 from execlog.storage.entries import EntryStore
@@ -29,6 +31,7 @@ def run_cli(database: Path, *args: str, **env: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.timeout(120)  # seconds alone; up to ~50 s measured on a loaded machine
 def test_backfill_command_prints_the_console_lines(tmp_path: Path) -> None:
     database = tmp_path / "cli.db"
     engine = create_database_engine(f"sqlite:///{database}")
@@ -57,6 +60,7 @@ def test_backfill_command_prints_the_console_lines(tmp_path: Path) -> None:
     engine.dispose()
 
 
+@pytest.mark.timeout(120)  # seconds alone; up to ~50 s measured on a loaded machine
 def test_cleanup_legacy_command_dry_run_then_delete(tmp_path: Path) -> None:
     database = tmp_path / "cli.db"
     engine = create_database_engine(f"sqlite:///{database}")

@@ -15,7 +15,6 @@ from execlog.jobs.vibe_kanban import import_vibe_kanban
 from execlog.protocol import now_ms
 from execlog.storage.entries import EntryStore
 from execlog.storage.legacy import LegacyLogStore
-from tests.storage.test_entries import postgres_engine  # noqa: F401  (fixture, reused as is)
 
 from .legacy_data import DAY_MS, patch, seed_process, stdout
 from .test_vibe_kanban import build_sessions_era
@@ -29,7 +28,7 @@ HELLO = {
 }
 
 
-async def test_backfill_and_retention_on_postgres(postgres_engine: Engine) -> None:  # noqa: F811
+async def test_backfill_and_retention_on_postgres(postgres_engine: Engine) -> None:
     engine = postgres_engine
     old = now_ms() - 30 * DAY_MS
     patched = seed_process(
@@ -69,7 +68,7 @@ async def test_backfill_and_retention_on_postgres(postgres_engine: Engine) -> No
 
 
 def test_vibe_kanban_import_on_postgres(
-    postgres_engine: Engine,  # noqa: F811
+    postgres_engine: Engine,
     tmp_path: Path,
 ) -> None:
     assets = tmp_path / "assets"

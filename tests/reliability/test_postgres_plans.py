@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import Engine, text
 
 from execlog.storage.entries import EntryStore
-from tests.storage.test_entries import postgres_engine  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -45,7 +44,7 @@ def median_seconds(read: Callable[[], object], runs: int = 7) -> float:
     return statistics.median(timings)
 
 
-def test_reads_use_the_primary_key_before_any_analyze(postgres_engine: Engine) -> None:  # noqa: F811
+def test_reads_use_the_primary_key_before_any_analyze(postgres_engine: Engine) -> None:
     engine = postgres_engine
     with engine.begin() as connection:
         # No autovacuum ANALYZE may run between the load and the reads.

@@ -26,7 +26,7 @@ from execlog.storage.writer import LEGACY_ROW_BYTES, EntryWrite, LegacyLineWrite
 from tests.api.helpers import create_session, script_body, wait_for_process_end, walk_history
 from tests.api.test_logs_ws import http_client
 from tests.conftest import LiveServer
-from tests.storage.test_writer import wait_until
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
@@ -70,7 +70,13 @@ async def test_queue_and_groups_are_bounded_in_bytes(engine: Engine) -> None:
     """Lines of 500 KB behind a write lock: producers wait once the queue holds its bytes; no
     commit group is larger than its byte bound; everything arrives."""
     queue_bytes = 4 << 20
-    writer = LogWriter(engine, LogPersistence.DUAL, max_delay=0.01, queue_bytes=queue_bytes)
+    writer = LogWriter(
+        EntryStore(engine),
+        LegacyLogStore(engine),
+        LogPersistence.DUAL,
+        max_delay=0.01,
+        queue_bytes=queue_bytes,
+    )
     await writer.start()
     process_id = pid()
     line = "y" * 500_000
@@ -83,11 +89,9 @@ async def test_queue_and_groups_are_bounded_in_bytes(engine: Engine) -> None:
 
     async def produce() -> None:
         for index in range(total):
+            # Dual mode: the writer derives the legacy line of each entry (a second 500 KB).
             await writer.submit_many(
-                [
-                    EntryWrite(process_id, "raw", index, encode_raw_entry("stdout", line)),
-                    LegacyLineWrite(process_id, encode_legacy_stream_line("stdout", line)),
-                ]
+                [EntryWrite(process_id, "raw", index, encode_raw_entry("stdout", line))]
             )
 
     try:
@@ -112,7 +116,9 @@ async def test_queue_and_groups_are_bounded_in_bytes(engine: Engine) -> None:
 
 
 async def test_legacy_rows_are_split_by_size(engine: Engine) -> None:
-    writer = LogWriter(engine, LogPersistence.LEGACY_JSONL, max_delay=60.0)
+    writer = LogWriter(
+        EntryStore(engine), LegacyLogStore(engine), LogPersistence.LEGACY_JSONL, max_delay=60.0
+    )
     await writer.start()
     process_id = pid()
     lines = [encode_legacy_stream_line("stdout", f"{i} " + "z" * 100_000) for i in range(30)]
@@ -136,7 +142,9 @@ async def test_a_permanent_error_drops_only_the_offending_write_and_reports_it(
 ) -> None:
     engine, limits = limited_engine
     limits.max_length = 200_000  # SQLite refuses longer values: "string or blob too big"
-    writer = LogWriter(engine, LogPersistence.DUAL, max_delay=0.01)
+    writer = LogWriter(
+        EntryStore(engine), LegacyLogStore(engine), LogPersistence.DUAL, max_delay=0.01
+    )
     rejected: list[tuple[str, str]] = []
     writer.on_rejected = lambda process_id, reason: rejected.append((process_id, reason))
     await writer.start()
@@ -146,7 +154,6 @@ async def test_a_permanent_error_drops_only_the_offending_write_and_reports_it(
         size = 300_000 if index == 117 else 100
         ops.append(big_entry(victim, index, size))
         ops.append(big_entry(bystander, index, 100))
-        ops.append(LegacyLineWrite(bystander, encode_legacy_stream_line("stdout", str(index))))
     with caplog.at_level(logging.ERROR, logger="execlog.storage.writer"):
         await writer.submit_many(ops)
         await asyncio.wait_for(writer.flush(), 30)
@@ -170,19 +177,20 @@ async def test_disk_full_is_reported_once_and_writing_resumes(
     with engine.connect() as connection:
         pages = connection.exec_driver_sql("PRAGMA page_count").scalar_one()
     limits.max_pages = int(pages) + 5  # a few pages left: the disk "fills" almost at once
-    writer = LogWriter(engine, LogPersistence.DUAL, max_delay=0.01, queue_bytes=1 << 20)
+    writer = LogWriter(
+        EntryStore(engine),
+        LegacyLogStore(engine),
+        LogPersistence.DUAL,
+        max_delay=0.01,
+        queue_bytes=1 << 20,
+    )
     await writer.start()
     process_id = pid()
     total = 300
 
     async def produce() -> None:
         for index in range(total):
-            await writer.submit_many(
-                [
-                    big_entry(process_id, index, 20_000),
-                    LegacyLineWrite(process_id, encode_legacy_stream_line("stdout", str(index))),
-                ]
-            )
+            await writer.submit_many([big_entry(process_id, index, 20_000)])
 
     with caplog.at_level(logging.WARNING, logger="execlog.storage.writer"):
         producer = asyncio.create_task(produce())
@@ -203,7 +211,7 @@ async def test_disk_full_is_reported_once_and_writing_resumes(
     assert any("resumed" in r.getMessage() for r in caplog.records)
     assert EntryStore(engine).fetch_stats(process_id, "raw") == EntryStats(total, 0, total - 1)
     texts = [m.text for m in LegacyLogStore(engine).read_messages(process_id)]
-    assert texts == [f"{i}\n" for i in range(total)]
+    assert texts == ["x" * 20_000 + "\n"] * total  # each entry's derived legacy line, in order
     assert writer.rejected_writes == 0
 
 

@@ -16,6 +16,7 @@ from execlog.live.msg_store import MsgStore
 from execlog.runner.normalizers.claude import ClaudeNormalizer
 from execlog.runner.pipeline import KEYED_ENTRIES_CAPACITY, ProcessPipeline
 from execlog.storage.entries import EntryStore
+from execlog.storage.legacy import LegacyLogStore
 from execlog.storage.writer import LogWriter
 
 pytestmark = pytest.mark.asyncio
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.asyncio
 
 @pytest.fixture
 async def writer(engine: Engine) -> AsyncIterator[LogWriter]:
-    log_writer = LogWriter(engine, LogPersistence.ENTRIES)
+    log_writer = LogWriter(EntryStore(engine), LegacyLogStore(engine), LogPersistence.ENTRIES)
     await log_writer.start()
     yield log_writer
     await log_writer.close()

@@ -14,6 +14,8 @@ from execlog.config import LogPersistence, load_settings
 from execlog.live.msg_store import MsgStore
 from execlog.runner.pipeline import ProcessPipeline
 from execlog.runner.registry import ProcessRegistry, RunningProcess
+from execlog.storage.entries import EntryStore
+from execlog.storage.legacy import LegacyLogStore
 from execlog.storage.processes import ProcessRecord
 from execlog.storage.writer import LogWriter
 
@@ -31,7 +33,7 @@ async def _nothing(_value: str) -> None:
 
 @pytest.fixture
 def open_process(engine: Engine):  # type: ignore[no-untyped-def]
-    writer = LogWriter(engine, LogPersistence.ENTRIES)
+    writer = LogWriter(EntryStore(engine), LegacyLogStore(engine), LogPersistence.ENTRIES)
 
     def open_(registry: ProcessRegistry, process_id: str, **indexes: int) -> RunningProcess:
         def build(raw: MsgStore, normalized: MsgStore) -> ProcessPipeline:

@@ -18,11 +18,14 @@ import pytest
 from sqlalchemy import func, select
 
 from execlog.jobs.orphans import ORPHAN_NOTE
+from execlog.protocol import encode_json
 from execlog.storage.legacy import (
     FinishedMessage,
     JsonPatchMessage,
     LegacyLogStore,
+    PatchOperation,
     SessionIdMessage,
+    StderrMessage,
     StdoutMessage,
 )
 from execlog.storage.tables import execution_process_log_entries, execution_process_logs
@@ -99,6 +102,21 @@ async def test_processes_left_running_by_a_crash_are_marked_killed(
         normalized = await walk_history(client, pid, "normalized", 50)
         assert normalized[-1]["entry"]["content"]["content"] == ORPHAN_NOTE
         assert normalized[-1]["entry"]["content"]["entry_type"] == {"type": "system_message"}
+        # The note's legacy JSONL is what any note of the pipeline gets: the raw line and the
+        # normalized entry's JsonPatch at its index.
+        messages = list(LegacyLogStore(_app.state.services.engine).read_messages(pid))
+        assert messages[-2:] == [
+            StderrMessage(ORPHAN_NOTE + "\n"),
+            JsonPatchMessage(
+                [
+                    PatchOperation(
+                        "add",
+                        normalized[-1]["entry_index"],
+                        encode_json(normalized[-1]["entry"]),
+                    )
+                ]
+            ),
+        ]
     finally:
         if child_pid is not None:
             os.kill(child_pid, signal.SIGKILL)

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, event, select
 
-from execlog.protocol import Channel, StoredEntry, encode_raw_entry
-from execlog.storage.database import normalize_database_url
+from execlog.protocol import StoredEntry, encode_raw_entry
 from execlog.storage.entries import UPSERT_CHUNK_ROWS, EntryRow, EntryStats, EntryStore
-from execlog.storage.migrate import run_migrations
 from execlog.storage.tables import execution_process_log_entries as entries_table
-
-POSTGRES_URL = os.environ.get("EXECLOG_TEST_POSTGRES_URL")
-
-
-def new_process_id() -> str:
-    return str(uuid.uuid4())
-
-
-def rows_for(
-    process_id: str, indexes: range | list[int], channel: Channel = "raw"
-) -> list[EntryRow]:
-    return [
-        EntryRow(process_id, channel, i, encode_raw_entry("stdout", f"line {i}")) for i in indexes
-    ]
+from tests.storage.helpers import new_process_id, rows_for
 
 
 def timestamps(engine: Engine, process_id: str, index: int) -> tuple[int, int]:
@@ -57,10 +41,10 @@ def timestamps(engine: Engine, process_id: str, index: int) -> tuple[int, int]:
     appends=st.lists(st.integers(min_value=0, max_value=40), max_size=20),
 )
 def test_cursor_walk_from_tail_yields_every_entry_once(
-    engine: Engine, initial: int, page_size: int, appends: list[int]
+    any_engine: Engine, initial: int, page_size: int, appends: list[int]
 ) -> None:
-    # A fresh process per example: the engine (and its file) is shared across examples.
-    store = EntryStore(engine)
+    # A fresh process per example: the any_engine (and its file) is shared across examples.
+    store = EntryStore(any_engine)
     process_id = new_process_id()
     store.upsert_entries_now(rows_for(process_id, range(initial)))
 
@@ -89,8 +73,8 @@ def test_cursor_walk_from_tail_yields_every_entry_once(
 # --- reads ------------------------------------------------------------------------------------
 
 
-def test_tail_page_returns_newest_ascending_with_payloads(engine: Engine) -> None:
-    store = EntryStore(engine)
+def test_tail_page_returns_newest_ascending_with_payloads(any_engine: Engine) -> None:
+    store = EntryStore(any_engine)
     process_id = new_process_id()
     store.upsert_entries_now(rows_for(process_id, range(10)))
 
@@ -110,8 +94,8 @@ def page_of(process_id: str, indexes: list[int]) -> list[StoredEntry]:
     return [StoredEntry(i, encode_raw_entry("stdout", f"line {i}")) for i in indexes]
 
 
-def test_channels_and_processes_are_separate(engine: Engine) -> None:
-    store = EntryStore(engine)
+def test_channels_and_processes_are_separate(any_engine: Engine) -> None:
+    store = EntryStore(any_engine)
     first, second = new_process_id(), new_process_id()
     store.upsert_entries_now(rows_for(first, range(5)) + rows_for(first, range(2), "normalized"))
     store.upsert_entries_now(rows_for(second, range(100, 103)))
@@ -123,8 +107,8 @@ def test_channels_and_processes_are_separate(engine: Engine) -> None:
     assert [e.entry_index for e in store.fetch_tail_page(first, "normalized", 10)] == [0, 1]
 
 
-def test_has_entries_before(engine: Engine) -> None:
-    store = EntryStore(engine)
+def test_has_entries_before(any_engine: Engine) -> None:
+    store = EntryStore(any_engine)
     process_id = new_process_id()
     store.upsert_entries_now(rows_for(process_id, [3, 4, 9]))
 
@@ -134,8 +118,8 @@ def test_has_entries_before(engine: Engine) -> None:
     assert not store.has_entries_before(new_process_id(), "raw", 100)
 
 
-def test_fetch_entries_after_with_and_without_limit(engine: Engine) -> None:
-    store = EntryStore(engine)
+def test_fetch_entries_after_with_and_without_limit(any_engine: Engine) -> None:
+    store = EntryStore(any_engine)
     process_id = new_process_id()
     store.upsert_entries_now(rows_for(process_id, range(20)))
 
@@ -149,8 +133,8 @@ def test_fetch_entries_after_with_and_without_limit(engine: Engine) -> None:
     assert indexes(19) == []
 
 
-def test_fetch_range_is_half_open(engine: Engine) -> None:
-    store = EntryStore(engine)
+def test_fetch_range_is_half_open(any_engine: Engine) -> None:
+    store = EntryStore(any_engine)
     process_id = new_process_id()
     store.upsert_entries_now(rows_for(process_id, range(10)))
 
@@ -159,29 +143,41 @@ def test_fetch_range_is_half_open(engine: Engine) -> None:
     assert store.fetch_range(process_id, "raw", 5, 5) == []
 
 
-def test_tail_page_uses_primary_key_index(engine: Engine) -> None:
-    # The tail query must be a seek in the primary key, never a scan plus sort.
+@pytest.mark.parametrize("cursor", [None, 10])
+def test_tail_page_uses_primary_key_index(engine: Engine, cursor: int | None) -> None:
+    """The statement EntryStore really runs (captured from the driver, parameters and all) is a
+    seek in the primary key, never a scan plus sort."""
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    store.upsert_entries_now(rows_for(process_id, range(20)))
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        page = store.fetch_tail_page(process_id, "raw", 5, cursor)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert [e.entry_index for e in page] == list(range(15, 20) if cursor is None else range(5, 10))
+    [(statement, parameters)] = captured
     with engine.connect() as connection:
-        plan = connection.exec_driver_sql(
-            "EXPLAIN QUERY PLAN SELECT entry_index, entry_json FROM execution_process_log_entries "
-            "WHERE execution_process_id = ? AND channel = ? AND entry_index < ? "
-            "ORDER BY entry_index DESC LIMIT ?",
-            ("p", "raw", 10, 5),
-        ).all()
+        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
     details = " ".join(str(row[-1]) for row in plan)
-    assert "USING PRIMARY KEY" in details
-    assert "TEMP B-TREE" not in details
+    assert "USING PRIMARY KEY" in details, details
+    assert "TEMP B-TREE" not in details, details
 
 
 # --- writes -----------------------------------------------------------------------------------
 
 
-def test_upsert_replaces_payload_and_keeps_index_and_created_at(engine: Engine) -> None:
-    store = EntryStore(engine)
+def test_upsert_replaces_payload_and_keeps_index_and_created_at(any_engine: Engine) -> None:
+    store = EntryStore(any_engine)
     process_id = new_process_id()
-    with engine.begin() as connection:
+    with any_engine.begin() as connection:
         store.upsert_entries(connection, rows_for(process_id, range(3)), now_ms=1_000)
-    with engine.begin() as connection:
+    with any_engine.begin() as connection:
         store.upsert_entries(
             connection, [EntryRow(process_id, "raw", 1, '{"type":"STDOUT","content":"new"}')], 2_000
         )
@@ -191,13 +187,13 @@ def test_upsert_replaces_payload_and_keeps_index_and_created_at(engine: Engine) 
         StoredEntry(1, '{"type":"STDOUT","content":"new"}'),
         StoredEntry(2, encode_raw_entry("stdout", "line 2")),
     ]
-    assert timestamps(engine, process_id, 1) == (1_000, 2_000)
-    assert timestamps(engine, process_id, 0) == (1_000, 1_000)
+    assert timestamps(any_engine, process_id, 1) == (1_000, 2_000)
+    assert timestamps(any_engine, process_id, 0) == (1_000, 1_000)
     assert store.fetch_stats(process_id, "raw") == EntryStats(3, 0, 2)
 
 
-def test_upsert_same_key_twice_in_one_call_last_wins(engine: Engine) -> None:
-    store = EntryStore(engine)
+def test_upsert_same_key_twice_in_one_call_last_wins(any_engine: Engine) -> None:
+    store = EntryStore(any_engine)
     process_id = new_process_id()
     store.upsert_entries_now(
         [
@@ -213,10 +209,10 @@ def test_upsert_same_key_twice_in_one_call_last_wins(engine: Engine) -> None:
     ]
 
 
-def test_upsert_rolls_back_with_the_callers_transaction(engine: Engine) -> None:
-    store = EntryStore(engine)
+def test_upsert_rolls_back_with_the_callers_transaction(any_engine: Engine) -> None:
+    store = EntryStore(any_engine)
     process_id = new_process_id()
-    with pytest.raises(RuntimeError), engine.begin() as connection:
+    with pytest.raises(RuntimeError), any_engine.begin() as connection:
         store.upsert_entries(connection, rows_for(process_id, range(5)), 1)
         raise RuntimeError("caller fails after the upsert")
 
@@ -252,27 +248,6 @@ def test_next_index_continues_after_restart(make_engine: Callable[..., Engine]) 
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgres_engine() -> Iterator[Engine]:
-    """A migrated engine on a schema of its own, dropped afterwards."""
-    if not POSTGRES_URL:
-        pytest.skip("EXECLOG_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    url = normalize_database_url(POSTGRES_URL)
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        run_migrations(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.mark.postgres

@@ -9,10 +9,7 @@ from sqlalchemy import Engine
 
 from execlog.protocol import encode_normalized_entry, encode_raw_entry
 from execlog.storage.entries import ContentQuery, EntryRow, EntryStore
-from tests.storage.test_entries import (
-    new_process_id,
-    postgres_engine,  # noqa: F401  (fixture, reused as is)
-)
+from tests.storage.helpers import new_process_id
 
 LINES = [
     ("stdout", "Hello World"),
@@ -105,5 +102,5 @@ def test_a_payload_that_is_not_a_raw_entry_matches_nothing() -> None:
 
 
 @pytest.mark.postgres
-def test_search_raw_on_postgres(postgres_engine: Engine) -> None:  # noqa: F811
+def test_search_raw_on_postgres(postgres_engine: Engine) -> None:
     check_search(EntryStore(postgres_engine))

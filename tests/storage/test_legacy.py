@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy import Engine, event, select
@@ -24,20 +23,17 @@ from execlog.storage.legacy import (
     StdoutMessage,
 )
 from execlog.storage.tables import execution_process_logs as logs_table
+from tests.storage.helpers import new_process_id
 
 
-def new_process_id() -> str:
-    return str(uuid.uuid4())
-
-
-def test_append_lines_writes_one_row_with_utf8_size(engine: Engine) -> None:
-    store = LegacyLogStore(engine)
+def test_append_lines_writes_one_row_with_utf8_size(any_engine: Engine) -> None:
+    store = LegacyLogStore(any_engine)
     process_id = new_process_id()
     lines = [encode_legacy_stream_line("stdout", "héllo"), LEGACY_FINISHED_LINE]
 
     store.append_lines_now(process_id, lines)
 
-    with engine.connect() as connection:
+    with any_engine.connect() as connection:
         rows = connection.execute(
             select(logs_table).where(logs_table.c.execution_id == process_id)
         ).all()
@@ -47,8 +43,8 @@ def test_append_lines_writes_one_row_with_utf8_size(engine: Engine) -> None:
     assert store.read_messages(process_id).total_bytes() == rows[0].byte_size
 
 
-def test_rows_with_several_lines_read_back_in_order(engine: Engine) -> None:
-    store = LegacyLogStore(engine)
+def test_rows_with_several_lines_read_back_in_order(any_engine: Engine) -> None:
+    store = LegacyLogStore(any_engine)
     process_id = new_process_id()
     other = new_process_id()
     patch_value = encode_raw_entry("stderr", "boom")
@@ -82,8 +78,8 @@ def test_rows_with_several_lines_read_back_in_order(engine: Engine) -> None:
     assert reader.bytes_read == reader.total_bytes()
 
 
-def test_vibe_kanban_patch_with_several_operations_and_spacing(engine: Engine) -> None:
-    store = LegacyLogStore(engine)
+def test_vibe_kanban_patch_with_several_operations_and_spacing(any_engine: Engine) -> None:
+    store = LegacyLogStore(any_engine)
     process_id = new_process_id()
     line = (
         '{"JsonPatch": [{"op": "add", "path": "/entries/3", "value": {"type": "NORMALIZED_ENTRY",'
@@ -100,8 +96,8 @@ def test_vibe_kanban_patch_with_several_operations_and_spacing(engine: Engine) -
     assert message.operations[1].value_json == '{"type": "STDOUT", "content": "é"}'
 
 
-def test_malformed_lines_are_skipped_and_counted(engine: Engine) -> None:
-    store = LegacyLogStore(engine)
+def test_malformed_lines_are_skipped_and_counted(any_engine: Engine) -> None:
+    store = LegacyLogStore(any_engine)
     process_id = new_process_id()
     store.append_lines_now(
         process_id,
@@ -125,8 +121,8 @@ def test_malformed_lines_are_skipped_and_counted(engine: Engine) -> None:
     assert reader.malformed_lines == 7
 
 
-def test_message_id_ready_and_blank_lines_are_skipped_silently(engine: Engine) -> None:
-    store = LegacyLogStore(engine)
+def test_message_id_ready_and_blank_lines_are_skipped_silently(any_engine: Engine) -> None:
+    store = LegacyLogStore(any_engine)
     process_id = new_process_id()
     store.append_lines_now(
         process_id,
@@ -196,8 +192,8 @@ def test_large_log_is_streamed_by_keyset_pages(engine: Engine) -> None:
     assert reader.bytes_read == reader.total_bytes()
 
 
-def test_unknown_process_reads_nothing(engine: Engine) -> None:
-    reader = LegacyLogStore(engine).read_messages(new_process_id())
+def test_unknown_process_reads_nothing(any_engine: Engine) -> None:
+    reader = LegacyLogStore(any_engine).read_messages(new_process_id())
 
     assert list(reader) == []
     assert reader.total_bytes() == 0

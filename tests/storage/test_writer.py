@@ -5,18 +5,34 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.exc import OperationalError
 
 from execlog.config import LogPersistence
-from execlog.protocol import encode_legacy_stream_line, encode_raw_entry
+from execlog.conversation import (
+    system_message_entry,
+)
+from execlog.protocol import (
+    LEGACY_FINISHED_LINE,
+    encode_legacy_session_id_line,
+    encode_legacy_stream_line,
+    encode_normalized_entry,
+    encode_raw_entry,
+)
 from execlog.storage.entries import EntryStats, EntryStore
-from execlog.storage.legacy import LegacyLogStore, StdoutMessage
+from execlog.storage.legacy import (
+    FinishedMessage,
+    JsonPatchMessage,
+    LegacyLogStore,
+    PatchOperation,
+    SessionIdMessage,
+    StderrMessage,
+    StdoutMessage,
+)
 from execlog.storage.tables import execution_process_log_entries as entries_table
 from execlog.storage.tables import execution_process_logs as logs_table
 from execlog.storage.writer import (
@@ -27,11 +43,8 @@ from execlog.storage.writer import (
     WriteOp,
     WriterClosedError,
 )
-from tests.storage.test_entries import postgres_engine  # noqa: F401  (fixture, reused as is)
-
-
-def new_process_id() -> str:
-    return str(uuid.uuid4())
+from tests.helpers import wait_until
+from tests.storage.helpers import count_rows, new_process_id
 
 
 def entry_write(process_id: str, index: int) -> EntryWrite:
@@ -40,20 +53,6 @@ def entry_write(process_id: str, index: int) -> EntryWrite:
 
 def line_write(process_id: str, index: int) -> LegacyLineWrite:
     return LegacyLineWrite(process_id, encode_legacy_stream_line("stdout", f"line {index}"))
-
-
-def count_rows(engine: Engine, table: Any) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll a condition until it holds; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(0.002)
 
 
 @pytest.fixture
@@ -78,7 +77,14 @@ async def test_many_submits_become_few_group_commits(
     engine: Engine, writers: list[LogWriter]
 ) -> None:
     writer = await started(
-        LogWriter(engine, LogPersistence.ENTRIES, batch_rows=2000, max_delay=30.0), writers
+        LogWriter(
+            EntryStore(engine),
+            LegacyLogStore(engine),
+            LogPersistence.ENTRIES,
+            batch_rows=2000,
+            max_delay=30.0,
+        ),
+        writers,
     )
     process_id = new_process_id()
 
@@ -95,7 +101,14 @@ async def test_batch_rows_triggers_a_commit_without_flush(
     engine: Engine, writers: list[LogWriter]
 ) -> None:
     writer = await started(
-        LogWriter(engine, LogPersistence.ENTRIES, batch_rows=100, max_delay=60.0), writers
+        LogWriter(
+            EntryStore(engine),
+            LegacyLogStore(engine),
+            LogPersistence.ENTRIES,
+            batch_rows=100,
+            max_delay=60.0,
+        ),
+        writers,
     )
     process_id = new_process_id()
 
@@ -111,7 +124,14 @@ async def test_single_submit_is_committed_after_max_delay(
 ) -> None:
     max_delay = 0.2
     writer = await started(
-        LogWriter(engine, LogPersistence.ENTRIES, batch_rows=10_000, max_delay=max_delay), writers
+        LogWriter(
+            EntryStore(engine),
+            LegacyLogStore(engine),
+            LogPersistence.ENTRIES,
+            batch_rows=10_000,
+            max_delay=max_delay,
+        ),
+        writers,
     )
     store = EntryStore(engine)
     process_id = new_process_id()
@@ -132,14 +152,20 @@ async def test_full_queue_blocks_producers_until_the_database_frees_up(
     engine: Engine, writers: list[LogWriter]
 ) -> None:
     writer = await started(
-        LogWriter(engine, LogPersistence.DUAL, batch_rows=10, max_delay=0.01, queue_rows=100),
+        LogWriter(
+            EntryStore(engine),
+            LegacyLogStore(engine),
+            LogPersistence.DUAL,
+            batch_rows=10,
+            max_delay=0.01,
+            queue_rows=100,
+        ),
         writers,
     )
     process_id = new_process_id()
     total = 1000
-    ops: list[WriteOp] = []
-    for index in range(total):
-        ops += [entry_write(process_id, index), line_write(process_id, index)]
+    # Dual mode: the writer derives each entry's legacy line itself.
+    ops: list[WriteOp] = [entry_write(process_id, index) for index in range(total)]
 
     # Another connection holds the write lock: the writer's commit waits on SQLite's busy
     # handler, its queue fills, and the producer has to wait.
@@ -173,7 +199,14 @@ async def test_submit_many_waits_for_space_and_keeps_order(
     engine: Engine, writers: list[LogWriter]
 ) -> None:
     writer = await started(
-        LogWriter(engine, LogPersistence.LEGACY_JSONL, batch_rows=7, max_delay=0.01, queue_rows=25),
+        LogWriter(
+            EntryStore(engine),
+            LegacyLogStore(engine),
+            LogPersistence.LEGACY_JSONL,
+            batch_rows=7,
+            max_delay=0.01,
+            queue_rows=25,
+        ),
         writers,
     )
     process_id = new_process_id()
@@ -187,7 +220,13 @@ async def test_submit_many_waits_for_space_and_keeps_order(
 
 
 async def test_close_flushes_everything_and_is_idempotent(engine: Engine) -> None:
-    writer = LogWriter(engine, LogPersistence.ENTRIES, batch_rows=100_000, max_delay=60.0)
+    writer = LogWriter(
+        EntryStore(engine),
+        LegacyLogStore(engine),
+        LogPersistence.ENTRIES,
+        batch_rows=100_000,
+        max_delay=60.0,
+    )
     await writer.start()
     process_id = new_process_id()
     for index in range(500):
@@ -205,7 +244,14 @@ async def test_dual_mode_writes_both_tables_in_one_transaction(
     engine: Engine, writers: list[LogWriter]
 ) -> None:
     writer = await started(
-        LogWriter(engine, LogPersistence.DUAL, batch_rows=10_000, max_delay=60.0), writers
+        LogWriter(
+            EntryStore(engine),
+            LegacyLogStore(engine),
+            LogPersistence.DUAL,
+            batch_rows=10_000,
+            max_delay=60.0,
+        ),
+        writers,
     )
     first, second = new_process_id(), new_process_id()
     events: list[str] = []
@@ -224,14 +270,7 @@ async def test_dual_mode_writes_both_tables_in_one_transaction(
     event.listen(engine, "commit", record_commit)
     try:
         for index in range(3):
-            await writer.submit_many(
-                [
-                    entry_write(first, index),
-                    line_write(first, index),
-                    entry_write(second, index),
-                    line_write(second, index),
-                ]
-            )
+            await writer.submit_many([entry_write(first, index), entry_write(second, index)])
         await writer.flush()
     finally:
         event.remove(engine, "before_cursor_execute", record_insert)
@@ -266,12 +305,14 @@ async def test_each_mode_writes_only_its_tables(
     entry_rows: int,
     legacy_rows: int,
 ) -> None:
-    writer = await started(LogWriter(engine, persistence, max_delay=60.0), writers)
+    writer = await started(
+        LogWriter(EntryStore(engine), LegacyLogStore(engine), persistence, max_delay=60.0), writers
+    )
     process_id = new_process_id()
 
     for index in range(4):
         await writer.submit(entry_write(process_id, index))
-        await writer.submit(line_write(process_id, index))
+    await writer.submit(LegacyLineWrite(process_id, LEGACY_FINISHED_LINE))
     await writer.flush()
 
     assert writer.writes_entries == (entry_rows > 0)
@@ -283,14 +324,16 @@ async def test_each_mode_writes_only_its_tables(
 async def test_failed_commit_is_retried_atomically_and_loses_nothing(
     engine: Engine, writers: list[LogWriter]
 ) -> None:
-    writer = await started(LogWriter(engine, LogPersistence.DUAL, max_delay=0.01), writers)
+    writer = await started(
+        LogWriter(EntryStore(engine), LegacyLogStore(engine), LogPersistence.DUAL, max_delay=0.01),
+        writers,
+    )
     process_id = new_process_id()
     # A real failure: the legacy table is missing while the group commits.
     with engine.begin() as connection:
         connection.exec_driver_sql("ALTER TABLE execution_process_logs RENAME TO logs_away")
 
     await writer.submit(entry_write(process_id, 0))
-    await writer.submit(line_write(process_id, 0))
     await wait_until(lambda: writer.failed_commits >= 1)
     # The entry upsert ran before the failing legacy insert, and was rolled back with it.
     assert count_rows(engine, entries_table) == 0
@@ -303,8 +346,45 @@ async def test_failed_commit_is_retried_atomically_and_loses_nothing(
     assert list(LegacyLogStore(engine).read_messages(process_id)) == [StdoutMessage("line 0\n")]
 
 
+async def test_legacy_lines_are_derived_from_entry_writes_in_submission_order(
+    engine: Engine, writers: list[LogWriter]
+) -> None:
+    """The mode is the writer's business: producers submit entry writes and legacy-only lines,
+    and legacy JSONL gets the same lines the producers would have written."""
+    writer = await started(
+        LogWriter(EntryStore(engine), LegacyLogStore(engine), LogPersistence.LEGACY_JSONL),
+        writers,
+    )
+    process_id = new_process_id()
+    text = 'héllo "quoted" \\ tab\t'
+    entry = encode_normalized_entry(system_message_entry("note"))
+    await writer.submit_many(
+        [
+            EntryWrite(process_id, "raw", 0, encode_raw_entry("stdout", text)),
+            EntryWrite(process_id, "normalized", 0, entry),
+            EntryWrite(process_id, "raw", 1, encode_raw_entry("stderr", "oops")),
+            EntryWrite(process_id, "normalized", 0, entry, replace=True),
+            LegacyLineWrite(process_id, encode_legacy_session_id_line("sess-1")),
+            LegacyLineWrite(process_id, LEGACY_FINISHED_LINE),
+        ]
+    )
+    await writer.flush()
+
+    assert count_rows(engine, entries_table) == 0
+    assert list(LegacyLogStore(engine).read_messages(process_id)) == [
+        StdoutMessage(text + "\n"),
+        JsonPatchMessage([PatchOperation("add", 0, entry)]),
+        StderrMessage("oops\n"),
+        JsonPatchMessage([PatchOperation("replace", 0, entry)]),
+        SessionIdMessage("sess-1"),
+        FinishedMessage(),
+    ]
+
+
 async def test_close_gives_up_after_bounded_retries(engine: Engine) -> None:
-    writer = LogWriter(engine, LogPersistence.LEGACY_JSONL, max_delay=60.0)
+    writer = LogWriter(
+        EntryStore(engine), LegacyLogStore(engine), LogPersistence.LEGACY_JSONL, max_delay=60.0
+    )
     await writer.start()
     with engine.begin() as connection:
         connection.exec_driver_sql("ALTER TABLE execution_process_logs RENAME TO logs_away")
@@ -319,23 +399,32 @@ async def test_close_gives_up_after_bounded_retries(engine: Engine) -> None:
 
 
 @pytest.mark.postgres
-async def test_writer_basics_on_postgres(postgres_engine: Engine) -> None:  # noqa: F811
-    writer = LogWriter(postgres_engine, LogPersistence.DUAL, batch_rows=50, max_delay=0.01)
+async def test_writer_basics_on_postgres(postgres_engine: Engine) -> None:
+    writer = LogWriter(
+        EntryStore(postgres_engine),
+        LegacyLogStore(postgres_engine),
+        LogPersistence.DUAL,
+        batch_rows=50,
+        max_delay=0.01,
+    )
     await writer.start()
     process_id = new_process_id()
     try:
         for index in range(120):
             await writer.submit(entry_write(process_id, index))
-            await writer.submit(line_write(process_id, index))
         # The same key twice in one group: the last payload wins.
-        await writer.submit(EntryWrite(process_id, "raw", 5, '"first"'))
-        await writer.submit(EntryWrite(process_id, "raw", 5, '"second"'))
+        await writer.submit(EntryWrite(process_id, "normalized", 5, '"first"'))
+        await writer.submit(EntryWrite(process_id, "normalized", 5, '"second"', replace=True))
         await writer.flush()
     finally:
         await writer.close()
 
     store = EntryStore(postgres_engine)
     assert store.fetch_stats(process_id, "raw") == EntryStats(120, 0, 119)
-    assert store.fetch_range(process_id, "raw", 5, 6)[0].entry_json == '"second"'
+    assert store.fetch_range(process_id, "normalized", 5, 6)[0].entry_json == '"second"'
     messages = list(LegacyLogStore(postgres_engine).read_messages(process_id))
-    assert messages == [StdoutMessage(f"line {index}\n") for index in range(120)]
+    assert messages[:120] == [StdoutMessage(f"line {index}\n") for index in range(120)]
+    assert messages[120:] == [
+        JsonPatchMessage([PatchOperation("add", 5, '"first"')]),
+        JsonPatchMessage([PatchOperation("replace", 5, '"second"')]),
+    ]

@@ -21,6 +21,7 @@ def server(live_server: Callable[..., LiveServer]) -> LiveServer:
     return live_server()
 
 
+@pytest.mark.timeout(120)  # seconds alone; up to ~50 s measured on a loaded machine
 def test_sessions_and_show_list_what_the_api_lists(server: LiveServer) -> None:
     with ExeclogClient(server.url) as client:
         done = client.create_session("script", command=[sys.executable, "-c", "print(1)"])

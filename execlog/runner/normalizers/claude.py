@@ -11,23 +11,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
-from execlog.protocol import OutputStream
-from execlog.runner.normalizers.base import (
-    Entry,
-    EntryPatch,
-    NormalizerEvent,
-    SessionIdSeen,
-    SummarySeen,
+from execlog.conversation import (
+    ActionType,
+    NormalizedEntry,
+    ToolStatus,
     assistant_message_entry,
     command_result,
     command_run_action,
-    decode_agent_line,
-    describe_json,
     edit_change,
     error_message_entry,
     file_edit_action,
     file_read_action,
-    now_rfc3339,
     search_action,
     status_created,
     status_failed,
@@ -41,6 +35,15 @@ from execlog.runner.normalizers.base import (
     user_message_entry,
     web_fetch_action,
     write_change,
+)
+from execlog.protocol import OutputStream, now_rfc3339
+from execlog.runner.normalizers.base import (
+    EntryPatch,
+    NormalizerEvent,
+    SessionIdSeen,
+    SummarySeen,
+    decode_agent_line,
+    describe_json,
 )
 
 __all__ = ["ClaudeNormalizer"]
@@ -56,7 +59,7 @@ _MAX_ERROR_CHARS: Final = 4000
 @dataclass(slots=True)
 class _ToolCall:
     tool_name: str
-    action: dict[str, Any]
+    action: ActionType
     content: str
     metadata: dict[str, Any]
     timestamp: str
@@ -112,7 +115,7 @@ class ClaudeNormalizer:
             return [EntryPatch(None, system_message_entry("rate limit: " + describe_json(info)))]
         return [EntryPatch(None, system_message_entry(line))]
 
-    def _system_entry(self, value: dict[str, Any]) -> Entry:
+    def _system_entry(self, value: dict[str, Any]) -> NormalizedEntry:
         subtype = _text(value.get("subtype")) or "system"
         if subtype == "init":
             model = _text(value.get("model")) or "unknown model"
@@ -182,7 +185,7 @@ class ClaudeNormalizer:
         elif kind == "thinking":
             entry = thinking_entry(_text(block.get("thinking")) or "", metadata=metadata or None)
         elif kind == "redacted_thinking":
-            entry = thinking_entry("(redacted thinking_entry)", metadata=metadata or None)
+            entry = thinking_entry("(redacted thinking)", metadata=metadata or None)
         elif kind in ("tool_use", "server_tool_use"):
             return self._on_tool_use(block, message_id, parent)
         else:
@@ -314,7 +317,7 @@ class ClaudeNormalizer:
 # --- tool calls -------------------------------------------------------------------------------
 
 
-def describe_tool_call(name: str, arguments: Any) -> tuple[dict[str, Any], str]:
+def describe_tool_call(name: str, arguments: Any) -> tuple[ActionType, str]:
     """The ActionType of a Claude Code tool call, and the text shown for it."""
     args = arguments if isinstance(arguments, dict) else {}
 
@@ -370,7 +373,7 @@ def describe_tool_call(name: str, arguments: Any) -> tuple[dict[str, Any], str]:
     return tool_action(name, arguments), content
 
 
-def _tool_entry(call: _ToolCall, status: dict[str, Any]) -> Entry:
+def _tool_entry(call: _ToolCall, status: ToolStatus) -> NormalizedEntry:
     return tool_use_entry(
         call.tool_name,
         call.action,
@@ -381,16 +384,18 @@ def _tool_entry(call: _ToolCall, status: dict[str, Any]) -> Entry:
     )
 
 
-def _completed_entry(call: _ToolCall, block: dict[str, Any]) -> Entry:
+def _completed_entry(call: _ToolCall, block: dict[str, Any]) -> NormalizedEntry:
     """The tool call's entry once its ``tool_result`` block has arrived."""
     failed = block.get("is_error") is True
     output = _result_text(block.get("content"))
-    action = dict(call.action)
+    action = call.action
     metadata = dict(call.metadata)
     if action["action"] == "command_run":
-        action["result"] = command_result({"type": "success", "success": not failed}, output)
+        result = command_result({"type": "success", "success": not failed}, output)
+        action = command_run_action(action["command"], result)
     elif action["action"] == "tool":
-        action["result"] = tool_result(output, markdown=True)
+        result_value = tool_result(output, markdown=True)
+        action = tool_action(action["tool_name"], action["arguments"], result_value)
     elif failed:
         metadata["error"] = output[:_MAX_ERROR_CHARS]
     finished = _ToolCall(call.tool_name, action, call.content, metadata, call.timestamp)

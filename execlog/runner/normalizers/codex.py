@@ -9,18 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from execlog.protocol import OutputStream
-from execlog.runner.normalizers.base import (
-    Entry,
-    EntryPatch,
-    NormalizerEvent,
-    SessionIdSeen,
-    SummarySeen,
+from execlog.conversation import (
+    NormalizedEntry,
+    ToolStatus,
     assistant_message_entry,
     command_result,
     command_run_action,
-    decode_agent_line,
-    describe_json,
     error_message_entry,
     file_edit_action,
     search_action,
@@ -33,6 +27,15 @@ from execlog.runner.normalizers.base import (
     tool_action,
     tool_result,
     tool_use_entry,
+)
+from execlog.protocol import OutputStream
+from execlog.runner.normalizers.base import (
+    EntryPatch,
+    NormalizerEvent,
+    SessionIdSeen,
+    SummarySeen,
+    decode_agent_line,
+    describe_json,
 )
 
 __all__ = ["CodexNormalizer"]
@@ -53,7 +56,7 @@ class CodexNormalizer:
         self._last_message: str | None = None
         self._summary_sent: str | None = None
         # Timestamps of item entries already emitted, so a replacement keeps its first one.
-        self._item_timestamps: dict[str, str] = {}
+        self._item_timestamps: dict[str, str | None] = {}
 
     def feed(self, stream: OutputStream, line: str) -> list[NormalizerEvent]:
         value = decode_agent_line(stream, line)
@@ -138,7 +141,9 @@ class CodexNormalizer:
             return self._patches(item_id, [entry])
         return [EntryPatch(None, system_message_entry(line))]
 
-    def _patches(self, item_id: str | None, entries: list[Entry]) -> list[NormalizerEvent]:
+    def _patches(
+        self, item_id: str | None, entries: list[NormalizedEntry]
+    ) -> list[NormalizerEvent]:
         """One patch per entry of an item; several entries (file changes) get ``id:n`` keys."""
         if item_id is None:
             return [EntryPatch(None, entry) for entry in entries]
@@ -151,7 +156,7 @@ class CodexNormalizer:
         return patches
 
 
-def _item_status(item: dict[str, Any], completed: bool) -> dict[str, Any]:
+def _item_status(item: dict[str, Any], completed: bool) -> ToolStatus:
     status = item.get("status")
     exit_code = item.get("exit_code")
     if status == "failed" or (isinstance(exit_code, int) and exit_code != 0):
@@ -161,7 +166,7 @@ def _item_status(item: dict[str, Any], completed: bool) -> dict[str, Any]:
     return status_created()
 
 
-def _command_entry(item: dict[str, Any], completed: bool, metadata: Any) -> Entry:
+def _command_entry(item: dict[str, Any], completed: bool, metadata: Any) -> NormalizedEntry:
     command = _text(item.get("command")) or ""
     output = _text(item.get("aggregated_output"))
     exit_code = item.get("exit_code")
@@ -177,7 +182,9 @@ def _command_entry(item: dict[str, Any], completed: bool, metadata: Any) -> Entr
     )
 
 
-def _file_change_entries(item: dict[str, Any], completed: bool, metadata: Any) -> list[Entry]:
+def _file_change_entries(
+    item: dict[str, Any], completed: bool, metadata: Any
+) -> list[NormalizedEntry]:
     status = _item_status(item, completed)
     changes = item.get("changes")
     entries = []
@@ -198,7 +205,7 @@ def _file_change_entries(item: dict[str, Any], completed: bool, metadata: Any) -
     return entries
 
 
-def _mcp_entry(item: dict[str, Any], completed: bool, metadata: Any) -> Entry:
+def _mcp_entry(item: dict[str, Any], completed: bool, metadata: Any) -> NormalizedEntry:
     server = _text(item.get("server")) or "?"
     tool = _text(item.get("tool")) or "?"
     name = f"mcp__{server}__{tool}"
@@ -215,7 +222,7 @@ def _mcp_entry(item: dict[str, Any], completed: bool, metadata: Any) -> Entry:
     return tool_use_entry(name, action, status, f"mcp: {server} / {tool}", metadata=metadata)
 
 
-def _todo_entry(item: dict[str, Any], completed: bool, metadata: Any) -> Entry:
+def _todo_entry(item: dict[str, Any], completed: bool, metadata: Any) -> NormalizedEntry:
     raw_items = item.get("items")
     todos = [
         {

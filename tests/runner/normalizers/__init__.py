@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from hypothesis import strategies as st
 
 from execlog.protocol import OutputStream
 from execlog.runner.normalizers.base import (
@@ -105,3 +109,28 @@ def assert_entry_shape(entry: dict[str, Any]) -> None:
             "todo_management",
             "other",
         }
+
+
+def agent_output_lines(
+    line_types: Sequence[str], top_level_keys: Sequence[str], nested_keys: Sequence[str]
+) -> st.SearchStrategy[list[str]]:
+    """The one hypothesis strategy for every normalizer: a few output lines, each an
+    agent-shaped JSON object (a known ``type``, any JSON under the agent's keys), arbitrary
+    JSON, or plain text. Only the agent's vocabulary differs between normalizers."""
+    json_values = st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.sampled_from(list(nested_keys)), children, max_size=6)
+        ),
+        max_leaves=20,
+    )
+    shaped = st.fixed_dictionaries(
+        {"type": st.sampled_from(list(line_types))},
+        optional={key: json_values for key in top_level_keys},
+    ).map(json.dumps)
+    return st.lists(shaped | st.text(max_size=40) | json_values.map(json.dumps), max_size=12)

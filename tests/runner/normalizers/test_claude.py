@@ -6,19 +6,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from execlog.protocol import encode_normalized_entry
-from execlog.runner.normalizers.base import (
-    EntryPatch,
+from execlog.conversation import (
     status_denied,
     status_pending_approval,
     with_tool_status,
 )
+from execlog.protocol import encode_normalized_entry
+from execlog.runner.normalizers.base import (
+    EntryPatch,
+)
 from execlog.runner.normalizers.claude import ClaudeNormalizer
 
-from . import Conversation, assert_entry_shape, read_fixture
+from . import Conversation, agent_output_lines, assert_entry_shape, read_fixture
 
 SESSION = "a2566954-4e4c-4265-b0b2-0e42f2a13909"
 
@@ -388,56 +390,47 @@ def test_with_tool_status_restates_a_call() -> None:
     assert denied["entry_type"]["action_type"]["command"] == "rm -rf x"
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "type",
-                    "message",
-                    "content",
-                    "id",
-                    "text",
-                    "tool_use_id",
-                    "event",
-                    "index",
-                    "delta",
-                    "session_id",
-                    "parent_tool_use_id",
-                    "input",
-                    "name",
-                    "is_error",
-                    "result",
-                    "subtype",
-                ]
-            ),
-            children,
-            max_size=5,
-        )
-    ),
-    max_leaves=20,
+AGENT_LINES = agent_output_lines(
+    line_types=[
+        "assistant",
+        "user",
+        "stream_event",
+        "system",
+        "result",
+        "rate_limit_event",
+    ],
+    top_level_keys=[
+        "message",
+        "event",
+        "session_id",
+        "parent_tool_use_id",
+        "result",
+        "subtype",
+    ],
+    nested_keys=[
+        "type",
+        "message",
+        "content",
+        "id",
+        "text",
+        "tool_use_id",
+        "event",
+        "index",
+        "delta",
+        "session_id",
+        "parent_tool_use_id",
+        "input",
+        "name",
+        "is_error",
+        "result",
+        "subtype",
+    ],
 )
-shaped_lines = st.fixed_dictionaries(
-    {
-        "type": st.sampled_from(
-            ["assistant", "user", "stream_event", "system", "result", "rate_limit_event"]
-        )
-    },
-    optional={
-        "message": json_values,
-        "event": json_values,
-        "session_id": json_values,
-        "parent_tool_use_id": json_values,
-        "result": json_values,
-        "subtype": json_values,
-    },
-).map(json.dumps)
 
 
+@pytest.mark.timeout(180)  # 400 examples: seconds alone, a minute on a loaded machine
 @settings(max_examples=400, deadline=None)
-@given(st.lists(shaped_lines | st.text(max_size=40) | json_values.map(json.dumps), max_size=12))
+@given(AGENT_LINES)
 def test_arbitrary_lines_never_crash(lines: list[str]) -> None:
     conversation = Conversation()
     normalizer = ClaudeNormalizer()
@@ -446,3 +439,13 @@ def test_arbitrary_lines_never_crash(lines: list[str]) -> None:
     for entry in conversation.entries:
         assert_entry_shape(entry)
         encode_normalized_entry(entry)
+
+
+def test_a_redacted_thinking_block_says_so_in_words() -> None:
+    normalizer = ClaudeNormalizer()
+    block = {"type": "redacted_thinking", "data": "EqoBCkgIARABGAIiQ..."}
+    events = normalizer.feed("stdout", assistant("msg-r", block))
+    [patch] = [event for event in events if isinstance(event, EntryPatch)]
+    assert patch.entry["entry_type"] == {"type": "thinking"}
+    assert patch.entry["content"] == "(redacted thinking)"
+    assert "EqoBCkgI" not in json.dumps(patch.entry)  # the opaque data is not shown

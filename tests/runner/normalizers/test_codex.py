@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from execlog.protocol import encode_normalized_entry
 from execlog.runner.normalizers.codex import CodexNormalizer
 
-from . import Conversation, assert_entry_shape, read_fixture
+from . import Conversation, agent_output_lines, assert_entry_shape, read_fixture
 
 
 def item(event: str, **fields: Any) -> str:
@@ -224,62 +224,46 @@ def test_summary_at_finish_without_turn_completed() -> None:
     assert conversation.summaries == ["last words"]
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=15),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "id",
-                    "type",
-                    "text",
-                    "command",
-                    "status",
-                    "exit_code",
-                    "changes",
-                    "path",
-                    "kind",
-                    "items",
-                    "error",
-                    "result",
-                    "server",
-                    "tool",
-                    "query",
-                    "aggregated_output",
-                ]
-            ),
-            children,
-            max_size=6,
-        )
-    ),
-    max_leaves=20,
+AGENT_LINES = agent_output_lines(
+    line_types=[
+        "thread.started",
+        "turn.completed",
+        "turn.failed",
+        "error",
+        "item.started",
+        "item.updated",
+        "item.completed",
+    ],
+    top_level_keys=[
+        "item",
+        "thread_id",
+        "usage",
+        "error",
+        "message",
+    ],
+    nested_keys=[
+        "id",
+        "type",
+        "text",
+        "command",
+        "status",
+        "exit_code",
+        "changes",
+        "path",
+        "kind",
+        "items",
+        "error",
+        "result",
+        "server",
+        "tool",
+        "query",
+        "aggregated_output",
+    ],
 )
-shaped_lines = st.fixed_dictionaries(
-    {
-        "type": st.sampled_from(
-            [
-                "thread.started",
-                "turn.completed",
-                "turn.failed",
-                "error",
-                "item.started",
-                "item.updated",
-                "item.completed",
-            ]
-        )
-    },
-    optional={
-        "item": json_values,
-        "thread_id": json_values,
-        "usage": json_values,
-        "error": json_values,
-        "message": json_values,
-    },
-).map(json.dumps)
 
 
+@pytest.mark.timeout(180)  # 400 examples: seconds alone, a minute on a loaded machine
 @settings(max_examples=400, deadline=None)
-@given(st.lists(shaped_lines | st.text(max_size=30) | json_values.map(json.dumps), max_size=12))
+@given(AGENT_LINES)
 def test_arbitrary_lines_never_crash(lines: list[str]) -> None:
     run(lines)

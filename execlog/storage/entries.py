@@ -175,23 +175,32 @@ class ContentQuery:
         return self.folded in _fold_ascii(decode_raw_content(entry_json))
 
     def where_clause(self, dialect: str) -> ColumnElement[bool]:
-        def contains(haystack: ColumnElement[Any], name: str, needle: str) -> ColumnElement[bool]:
-            bound: ColumnElement[str] = bindparam(name, needle)
-            if dialect == "sqlite":
-                return func.instr(func.lower(haystack), bound) > 0
-            folded = func.translate(haystack, string.ascii_uppercase, string.ascii_lowercase)
-            return func.strpos(folded, bound) > 0
+        sqlite = dialect == "sqlite"
 
+        def contains(
+            haystack: ColumnElement[Any], needle: ColumnElement[Any]
+        ) -> ColumnElement[bool]:
+            found = func.instr(haystack, needle) if sqlite else func.strpos(haystack, needle)
+            return found > 0
+
+        needle: ColumnElement[str] = bindparam("needle", self.folded)
         content: ColumnElement[Any] = (
             func.json_extract(_t.entry_json, "$.content")
-            if dialect == "sqlite"
+            if sqlite
             else cast(_t.entry_json, JSON)["content"].as_string()
         )
-        clause = contains(content, "needle", self.folded)
+        # lower() folds ASCII only on SQLite (without ICU): the exact rule. On PostgreSQL it folds
+        # more, a superset that is cheap; translate() then applies the exact rule to what is left
+        # (it costs ~10x lower(): docs/performance.md).
+        clause = contains(func.lower(content), func.lower(needle))
+        if not sqlite:
+            ascii_folded = func.translate(content, string.ascii_uppercase, string.ascii_lowercase)
+            clause = and_(clause, contains(ascii_folded, needle))
         if self.prefilter is None:
             return clause
-        # The cheap test on the stored text first: most rows fail it and skip the JSON parse.
-        return and_(contains(_t.entry_json, "prefilter", self.prefilter), clause)
+        # A cheap test on the stored text first: most rows fail it and skip the JSON parse.
+        prefilter = contains(func.lower(_t.entry_json), bindparam("prefilter", self.prefilter))
+        return and_(prefilter, clause)
 
 
 def _to_entries(rows: Sequence[Any]) -> list[StoredEntry]:

@@ -25,6 +25,7 @@ LINES = [
     ("stdout", "STDOUT appears literally"),
     ("stdout", "</script> & more"),
     ("stdout", "a/b/c"),
+    ("stdout", "ÉCOLE normale"),
 ]
 
 # query → indexes expected, newest first
@@ -49,6 +50,8 @@ CASES = {
     "</script> &": [11],
     "a/b": [12],
     "\\": [4],
+    "École": [13],
+    "école": [],  # PostgreSQL's lower() would fold É: the exact rule still says no
 }
 
 

@@ -33,6 +33,7 @@ from execlog.storage.writer import LogWriter
 __all__ = [
     "BackfillHook",
     "CATCH_UP_CHUNK",
+    "cursor_around",
     "FLUSH_DEADLINE_SECONDS",
     "HistoryService",
     "LogStream",
@@ -51,6 +52,13 @@ FLUSH_DEADLINE_SECONDS: Final = 30.0
 _KNOWN_IDS_CAPACITY: Final = 4096
 
 _FrameEncoder = Callable[[int, str], str]
+
+
+def cursor_around(index: int, limit: int) -> int:
+    """The cursor of the page of ``limit`` entries centred on ``index`` (``around=N``): the page
+    ``[index - limit // 2, ... + limit)``, moved up to start at 0 near the beginning. Near the
+    end, the cursor's usual clamp to the next index makes it the tail page."""
+    return max(0, index - limit // 2) + limit
 
 
 class HistoryService:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated
 
-from fastapi import APIRouter, Query, WebSocket
-from pydantic import BeforeValidator
+from fastapi import APIRouter, WebSocket
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from execlog.api.dependencies import ServicesDep, get_services, parse_id
+from execlog.api.page_params import AroundQuery, CursorQuery, LimitQuery, page_cursor
 from execlog.errors import InvalidRequestError, ProcessNotFoundError
 from execlog.history import LogStream
 from execlog.protocol import (
@@ -21,14 +20,10 @@ from execlog.protocol import (
     CLOSE_INVALID_REQUEST,
     CLOSE_NORMAL,
     CLOSE_NOT_FOUND,
-    CURSOR_MIN,
-    LIMIT_MAX,
-    LIMIT_MIN,
     NOT_FOUND_CLOSE_REASON,
     Channel,
     encode_history_page,
     fit_close_reason,
-    is_whole_number,
     parse_whole_number,
 )
 from execlog.services import Services
@@ -38,55 +33,47 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/execution-processes", tags=["logs"])
 
 _PAGE_RESPONSES: dict[int | str, dict[str, str]] = {
-    400: {"description": "bad limit, cursor or id"},
+    400: {"description": "bad limit, cursor, around or id; cursor with around"},
     404: {"description": "unknown process"},
 }
 
 
-def _require_whole_number(value: object) -> object:
-    if isinstance(value, str) and not is_whole_number(value):
-        raise ValueError("must be a whole number")
-    return value
-
-
-LimitQuery = Annotated[
-    int | None,
-    Query(
-        ge=LIMIT_MIN, le=LIMIT_MAX, description="Entries per page (default 200 raw, 20 normalized)."
-    ),
-    BeforeValidator(_require_whole_number),
-]
-CursorQuery = Annotated[
-    int | None,
-    Query(ge=CURSOR_MIN, description="Return the newest entries whose index is below this."),
-    BeforeValidator(_require_whole_number),
-]
-
-
 async def _history(
-    services: Services, channel: Channel, process_id: str, limit: int | None, cursor: int | None
+    services: Services,
+    channel: Channel,
+    process_id: str,
+    limit: int | None,
+    cursor: int | None,
+    around: int | None,
 ) -> Response:
     pid = parse_id(process_id, "execution process")
-    page = await services.history.fetch_page(
-        pid, channel, limit if limit is not None else services.settings.page_size(channel), cursor
-    )
+    size = limit if limit is not None else services.settings.page_size(channel)
+    page = await services.history.fetch_page(pid, channel, size, page_cursor(size, cursor, around))
     return Response(encode_history_page(page), media_type="application/json")
 
 
 @router.get("/{process_id}/raw-logs/v2", responses=_PAGE_RESPONSES)
 async def get_raw_logs(
-    process_id: str, services: ServicesDep, limit: LimitQuery = None, cursor: CursorQuery = None
+    process_id: str,
+    services: ServicesDep,
+    limit: LimitQuery = None,
+    cursor: CursorQuery = None,
+    around: AroundQuery = None,
 ) -> Response:
     """Raw output lines, newest page first (`entries`, `next_cursor`, `has_more`, ...)."""
-    return await _history(services, "raw", process_id, limit, cursor)
+    return await _history(services, "raw", process_id, limit, cursor, around)
 
 
 @router.get("/{process_id}/normalized-logs/v2", responses=_PAGE_RESPONSES)
 async def get_normalized_logs(
-    process_id: str, services: ServicesDep, limit: LimitQuery = None, cursor: CursorQuery = None
+    process_id: str,
+    services: ServicesDep,
+    limit: LimitQuery = None,
+    cursor: CursorQuery = None,
+    around: AroundQuery = None,
 ) -> Response:
     """The conversation parsed from the agent's output, newest page first."""
-    return await _history(services, "normalized", process_id, limit, cursor)
+    return await _history(services, "normalized", process_id, limit, cursor, around)
 
 
 @router.websocket("/{process_id}/raw-logs/v2/ws")

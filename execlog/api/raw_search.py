@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from execlog.api.dependencies import ServicesDep, parse_id
 from execlog.api.envelope import success_response
-from execlog.api.logs import CursorQuery, LimitQuery
+from execlog.api.page_params import CursorQuery, LimitQuery
 from execlog.services import Services
 from execlog.storage.entries import ContentQuery
 

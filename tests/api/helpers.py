@@ -113,3 +113,16 @@ async def get_once_listening(url: str, timeout: float = DEADLINE_SECONDS) -> htt
             except httpx.ConnectError:
                 assert loop.time() < deadline, f"nothing answered at {url}"
                 await asyncio.sleep(0.05)
+
+
+async def assert_bad_request(
+    base_url: str, path: str, params: dict[str, str], mentions: str
+) -> None:
+    """GET ``path`` (its ``{pid}`` a new script process's id) answers 400 with an envelope whose
+    message names ``mentions``."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=DEADLINE_SECONDS) as client:
+        session = await create_session(client, script_body("print('x')"))
+        response = await client.get(path.format(pid=session["processes"][0]["id"]), params=params)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["success"] is False and body["data"] is None and mentions in body["message"]

@@ -15,7 +15,12 @@ import pytest
 from execlog.history import cursor_around
 from execlog.protocol import encode_normalized_entry
 from execlog.storage.entries import EntryRow
-from tests.api.helpers import create_session, script_body, wait_for_process_end
+from tests.api.helpers import (
+    assert_bad_request,
+    create_session,
+    script_body,
+    wait_for_process_end,
+)
 from tests.api.test_raw_search import held_producer, wait_for_entries
 from tests.conftest import LiveServer
 
@@ -129,13 +134,5 @@ async def test_around_while_running_joins_database_and_memory(
 async def test_bad_around_is_400_with_a_message(
     live_server: Callable[..., LiveServer], channel: str, params: dict[str, str], mentions: str
 ) -> None:
-    server = live_server()
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        session = await create_session(client, script_body("print('x')"))
-        pid = session["processes"][0]["id"]
-        response = await client.get(
-            f"/api/execution-processes/{pid}/{channel}-logs/v2", params=params
-        )
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["success"] is False and mentions in body["message"]
+    path = f"/api/execution-processes/{{pid}}/{channel}-logs/v2"
+    await assert_bad_request(live_server().url, path, params, mentions)

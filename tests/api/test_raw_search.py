@@ -15,7 +15,13 @@ import httpx
 import pytest
 
 from execlog.api.raw_search import SEARCH_WINDOW_ENTRIES
-from tests.api.helpers import DEADLINE_SECONDS, create_session, script_body, wait_for_process_end
+from tests.api.helpers import (
+    DEADLINE_SECONDS,
+    assert_bad_request,
+    create_session,
+    script_body,
+    wait_for_process_end,
+)
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.asyncio
@@ -166,16 +172,8 @@ async def test_bad_parameters_are_400_with_a_message(
     live_server: Callable[..., LiveServer], endpoint: str, params: dict[str, str], mentions: str
 ) -> None:
     """Both raw-log tools (search, and download of test_downloads.py)."""
-    server = live_server()
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        session = await create_session(client, script_body("print('x')"))
-        pid = session["processes"][0]["id"]
-        response = await client.get(
-            f"/api/execution-processes/{pid}/raw-logs/v2/{endpoint}", params=params
-        )
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["success"] is False and mentions in body["message"]
+    path = "/api/execution-processes/{pid}/raw-logs/v2/" + endpoint
+    await assert_bad_request(live_server().url, path, params, mentions)
 
 
 @pytest.mark.parametrize("endpoint", ["search?q=x", "download"])

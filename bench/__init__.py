@@ -18,4 +18,5 @@ BENCHMARKS: Final[list[str]] = [
     "bench.fanout",
     "bench.http_tail",
     "bench.backfill",
+    "bench.raw_search",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKED = ("ingest", "tail_page", "server_memory", "http_tail", "backfill")
+SMOKED = ("ingest", "tail_page", "server_memory", "http_tail", "backfill", "raw_search")
 
 
 @pytest.mark.bench
@@ -40,3 +40,6 @@ def test_quick_benchmarks_run_and_write_their_results(tmp_path: Path) -> None:
     for row in ("one_process", "small_processes"):
         assert backfill[row]["entries_written"] == backfill[row]["jsonl_lines"] > 0
         assert backfill[row]["ratio_to_plain_loop"] > 0
+    search = figures["raw_search"]["results"]["queries"]
+    assert search["item 12345 in"]["hits"] == 1 and search["no such text"]["hits"] == 0
+    assert search["processed"]["hits"] == 1000 and search["processed"]["windows"] == 1

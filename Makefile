@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench docs clean frontend
+.PHONY: install run test lint bench docs clean frontend screenshots
 
 # The web UI (frontend/): `npm ci` when the lock changes, the Vite build into execlog/static/
 # when a source changes; both stamped, so repeated runs cost nothing.
@@ -43,6 +43,10 @@ lint: install $(NODE_STAMP)
 	$(BIN)/ruff format --check execlog tests bench
 	$(BIN)/mypy
 	cd $(FRONTEND) && npx tsc --noEmit && npx eslint .
+
+# The README's pictures of the web UI, retaken from a real demo run (tests/ui/test_screenshots.py).
+screenshots: install frontend
+	EXECLOG_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/ui/test_screenshots.py
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

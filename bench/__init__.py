@@ -19,4 +19,6 @@ BENCHMARKS: Final[list[str]] = [
     "bench.http_tail",
     "bench.backfill",
     "bench.raw_search",
+    "bench.ui_raw_viewer",
+    "bench.ui_conversation",
 ]

@@ -1,13 +1,31 @@
 // The shell: trades a `?token=` link for the cookie (and drops it from the address bar), loads
 // the page's settings, explains how to get in without a valid cookie, then routes.
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { ApiError, fetchConfig } from "./api/client";
 import type { UiConfig } from "./api/types";
 import { ConfigContext } from "./config";
-import { Link, useRoute } from "./router";
-import { ProcessView } from "./views/ProcessView";
-import { SessionView } from "./views/SessionView";
-import { SessionsView } from "./views/SessionsView";
+import { prefetchConversationStart } from "./api/conversationStart";
+import { Link, parseRoute, useRoute } from "./router";
+
+// One chunk per view: the raw viewer does not load the Markdown and diff libraries.
+const loadProcessView = () => import("./views/ProcessView").then((m) => ({ default: m.ProcessView }));
+const loadSessionView = () => import("./views/SessionView").then((m) => ({ default: m.SessionView }));
+const loadSessionsView = () => import("./views/SessionsView").then((m) => ({ default: m.SessionsView }));
+const ProcessView = lazy(loadProcessView);
+const SessionView = lazy(loadSessionView);
+const SessionsView = lazy(loadSessionsView);
+
+// At boot, the opened view's code and (for a conversation) its first data are requested at
+// once, instead of one after the other behind the settings request.
+const bootRoute = parseRoute(window.location.pathname, window.location.search);
+if (bootRoute.name === "session") {
+  void loadSessionView();
+  prefetchConversationStart(bootRoute.id);
+} else if (bootRoute.name === "process") {
+  void loadProcessView();
+} else if (bootRoute.name === "sessions") {
+  void loadSessionsView();
+}
 
 type Boot = { state: "loading" } | { state: "ready"; config: UiConfig } | { state: "unauthorized" } | { state: "error"; message: string };
 
@@ -46,7 +64,9 @@ export function App() {
         {boot.state === "error" && <p role="alert">The server could not be reached: {boot.message}</p>}
         {boot.state === "ready" && (
           <ConfigContext.Provider value={boot.config}>
-            <Routes />
+            <Suspense fallback={<p role="status">Loading…</p>}>
+              <Routes />
+            </Suspense>
           </ConfigContext.Provider>
         )}
       </main>

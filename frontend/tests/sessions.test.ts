@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Session } from "../src/api/types";
-import { applySessionEvent, formatDuration, sessionDurationMs, sessionStatus } from "../src/state/sessions";
+import { applySessionEvent, describeSession, formatDuration, sessionDurationMs, sessionStatus } from "../src/state/sessions";
 import { terminalView } from "../src/state/terminalLine";
 import { proc } from "./helpers";
 
@@ -28,6 +28,20 @@ describe("session events", () => {
     const stray = applySessionEvent([session("a")], { type: "process_updated", process: { ...ended, session_id: "z" } });
     expect(stray.refetch).toBe(true);
     expect(applySessionEvent([], { type: "resync" }).refetch).toBe(true);
+  });
+
+  it("replaces a session on session_updated", () => {
+    const ended = { ...session("a"), active: false };
+    const update = applySessionEvent([session("b"), session("a")], { type: "session_updated", session: ended });
+    expect(update.sessions.map((s) => [s.id, s.active])).toEqual([["b", undefined], ["a", false]]);
+  });
+
+  it("describes a session by its agent prompt, else its command", () => {
+    const agent = session("a", [{ ...proc("p1", "2026-01-01T00:00:00Z"), prompt: "Fix it" }]);
+    expect(describeSession(agent)).toBe("Fix it");
+    const script = session("b", [{ ...proc("p1", "2026-01-01T00:00:00Z"), run_reason: "script", command: ["ls", "-l"] }]);
+    expect(describeSession(script)).toBe("ls -l");
+    expect(describeSession(session("c12345678", []))).toBe("Session c1234567");
   });
 
   it("measures a session from its first start to its last end", () => {

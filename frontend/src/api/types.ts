@@ -19,6 +19,10 @@ export interface Process {
   started_at: string | null;
   completed_at: string | null;
   agent_session_id: string | null;
+  /** A coding-agent turn's prompt (servers that say so). */
+  prompt?: string | null;
+  /** The argv of any other process (servers that say so). */
+  command?: string[] | null;
 }
 
 export interface Session {
@@ -27,9 +31,8 @@ export interface Session {
   working_dir: string | null;
   created_at: string;
   processes: Process[];
-  /** Not in every server version: the first prompt or command, when the server gives it. */
-  prompt?: string | null;
-  command?: string[] | null;
+  /** True while the server's chain of processes (setup, agent or command, cleanup) runs. */
+  active?: boolean;
 }
 
 export interface NewSession {
@@ -132,6 +135,7 @@ export interface Approval {
 
 export type SessionEvent =
   | { type: "session_created"; session: Session }
+  | { type: "session_updated"; session: Session }
   | { type: "process_updated"; process: Process }
   | { type: "approval_updated"; approval: Approval }
   | { type: "resync" };

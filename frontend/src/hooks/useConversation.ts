@@ -2,6 +2,7 @@
 // frames for running processes, process changes from the session event stream.
 import { useCallback, useEffect, useState } from "react";
 import { fetchPage, getSession } from "../api/client";
+import { fetchConversationStart, takeConversationStart } from "../api/conversationStart";
 import type { Session } from "../api/types";
 import { Conversation } from "../state/conversation";
 import { withProcess } from "../state/sessions";
@@ -37,10 +38,14 @@ export function useConversation(sessionId: string, pageSize: number) {
   useEffect(() => {
     let cancelled = false;
     (async () => {
-      const loaded = await getSession(sessionId);
+      const prefetched = takeConversationStart(sessionId);
+      const start = await (prefetched ?? fetchConversationStart(sessionId, pageSize)).catch(() =>
+        fetchConversationStart(sessionId, pageSize),
+      );
       if (cancelled) return;
-      setSession(loaded);
-      conversation.setProcesses(loaded.processes);
+      setSession(start.session);
+      conversation.setProcesses(start.session.processes);
+      if (start.tail) conversation.applyPage(start.tail.processId, start.tail.page);
       for (let pages = 0; pages < MAX_FILL_PAGES && conversation.entryCount < FIRST_ENTRIES; pages++) {
         if (!(await loadOlder()) || cancelled) break;
       }
@@ -53,7 +58,7 @@ export function useConversation(sessionId: string, pageSize: number) {
     return () => {
       cancelled = true;
     };
-  }, [sessionId, conversation, loadOlder, rerender]);
+  }, [sessionId, conversation, loadOlder, rerender, pageSize]);
 
   const loadEarlier = useCallback(async () => {
     await run(loadOlder);
@@ -68,6 +73,8 @@ export function useConversation(sessionId: string, pageSize: number) {
       if (isNew && ready) conversation.startLive(event.process.id);
       setSession((s) => (s ? withProcess(s, event.process) : s));
       rerender();
+    } else if (event.type === "session_updated" && event.session.id === sessionId) {
+      setSession(event.session);
     } else if (event.type === "resync") {
       getSession(sessionId).then((fresh) => {
         setSession(fresh);

@@ -9,6 +9,13 @@ export function applySessionEvent(sessions: readonly Session[], event: SessionEv
     case "session_created":
       if (sessions.some((s) => s.id === event.session.id)) return { sessions: [...sessions], refetch: false };
       return { sessions: [event.session, ...sessions], refetch: false };
+    case "session_updated": {
+      const position = sessions.findIndex((s) => s.id === event.session.id);
+      if (position === -1) return { sessions: [event.session, ...sessions], refetch: false };
+      const next = [...sessions];
+      next[position] = event.session;
+      return { sessions: next, refetch: false };
+    }
     case "process_updated": {
       const position = sessions.findIndex((s) => s.id === event.process.session_id);
       // A process of a session this list has not seen: the list is stale.
@@ -64,4 +71,14 @@ export function formatDuration(ms: number | null): string {
   const minutes = Math.floor(seconds / 60);
   if (minutes < 60) return `${minutes}m ${seconds % 60}s`;
   return `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
+}
+
+/** What the session was asked to do: its first agent prompt, else its first command. */
+export function describeSession(session: Session): string {
+  const ordered = [...session.processes].sort((a, b) => (a.started_at ?? "").localeCompare(b.started_at ?? ""));
+  const agent = ordered.find((p) => p.run_reason === "codingagent" && p.prompt);
+  if (agent?.prompt) return agent.prompt;
+  const command = ordered.find((p) => p.run_reason === "script" && p.command?.length) ?? ordered.find((p) => p.command?.length);
+  if (command?.command) return command.command.join(" ");
+  return `Session ${session.id.slice(0, 8)}`;
 }

@@ -1,11 +1,10 @@
 // The sessions list (live through the event stream) and the new-session form.
 import { useEffect, useState } from "react";
-import type { Session } from "../api/types";
 import { NewSessionForm } from "../components/NewSessionForm";
 import { StatusBadge } from "../components/StatusBadge";
 import { useSessions } from "../hooks/useSessions";
 import { Link, sessionHref } from "../router";
-import { formatDuration, sessionDurationMs, sessionStatus } from "../state/sessions";
+import { describeSession, formatDuration, sessionDurationMs, sessionStatus } from "../state/sessions";
 
 export function SessionsView() {
   const { sessions, error } = useSessions();
@@ -39,7 +38,7 @@ export function SessionsView() {
                     </td>
                     <td>{session.executor}</td>
                     <td className="prompt-cell">
-                      <Link href={sessionHref(session.id)}>{describe(session)}</Link>
+                      <Link href={sessionHref(session.id)}>{describeSession(session)}</Link>
                     </td>
                     <td>
                       <time dateTime={session.created_at}>{new Date(session.created_at).toLocaleString()}</time>
@@ -55,12 +54,6 @@ export function SessionsView() {
       <NewSessionForm />
     </div>
   );
-}
-
-function describe(session: Session): string {
-  if (session.prompt) return session.prompt;
-  if (session.command?.length) return session.command.join(" ");
-  return `Session ${session.id.slice(0, 8)}`;
 }
 
 function useNow(intervalMs: number): number {

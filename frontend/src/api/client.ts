@@ -7,6 +7,7 @@ import {
   type NewSession,
   type PayloadOf,
   type Process,
+  type RawPayload,
   type SearchResult,
   type Session,
   type UiConfig,
@@ -63,6 +64,23 @@ export function fetchPage<C extends Channel>(
   if (query.around !== undefined) params.set("around", String(query.around));
   const qs = params.toString();
   return request(`${channelPath(processId, channel)}${qs ? `?${qs}` : ""}`);
+}
+
+/**
+ * The page of `limit` raw entries centred on `index` (permalinks, search hits): `around=N`, or
+ * for a server without it, the same page as the entries below cursor `N + limit/2`.
+ */
+export async function fetchRawPageAround(
+  processId: string,
+  index: number,
+  limit: number,
+): Promise<HistoryPage<RawPayload>> {
+  const page = await fetchPage(processId, "raw", { limit, around: index }).catch((error: unknown) => {
+    if (error instanceof ApiError && error.status === 400) return null;
+    throw error;
+  });
+  if (page && page.entries.some((e) => e.entry_index === index)) return page;
+  return fetchPage(processId, "raw", { limit, cursor: index + Math.ceil(limit / 2) });
 }
 
 export function searchRaw(processId: string, q: string, limit = 1000): Promise<SearchResult> {

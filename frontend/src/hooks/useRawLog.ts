@@ -2,7 +2,7 @@
 // paging back ("Load earlier"), pausing, "Jump to latest" (reload the tail, reopen the stream
 // after it) and jumping to search hits.
 import { useCallback, useEffect, useRef, useState } from "react";
-import { fetchPage } from "../api/client";
+import { fetchPage, fetchRawPageAround } from "../api/client";
 import type { RawPayload, StreamFrame } from "../api/types";
 import { RawBuffer } from "../state/rawBuffer";
 import { useAction } from "./useAction";
@@ -42,7 +42,7 @@ export function useRawLog(processId: string, capacity: number, line: number | nu
   const loadAround = useCallback(
     async (index: number) => {
       const [around, tail] = await Promise.all([
-        fetchPage(processId, "raw", { limit: pageLimit, around: index }),
+        fetchRawPageAround(processId, index, pageLimit),
         fetchPage(processId, "raw", { limit: 1 }),
       ]);
       epoch.current += 1;

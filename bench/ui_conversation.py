@@ -64,12 +64,13 @@ async () => {
 
 def run(quick: bool) -> dict[str, object]:
     entries = QUICK_ENTRIES if quick else ENTRIES
-    demo_args = (
-        f"--pace 0 --no-approval --line-bytes 200 --bulk-bytes {entries * BYTES_PER_ENTRY}"
-    )
+    demo_args = f"--pace 0 --no-approval --line-bytes 200 --bulk-bytes {entries * BYTES_PER_ENTRY}"
     with tempfile.TemporaryDirectory(prefix="execlog-ui-bench-") as tmp:
         env = {"EXECLOG_DEMO_ARGS": demo_args}
-        with run_server(Path(tmp), env) as server, httpx.Client(base_url=server.url, timeout=30) as api:
+        with (
+            run_server(Path(tmp), env) as server,
+            httpx.Client(base_url=server.url, timeout=30) as api,
+        ):
             created = api.post("/api/sessions", json={"executor": "demo", "prompt": "bench"})
             session = created.json()["data"]
             process_id = session["processes"][0]["id"]

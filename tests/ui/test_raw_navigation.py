@@ -37,7 +37,9 @@ def test_a_permalink_opens_at_its_line(
     assert newest - line > BUFFER, "the line is far outside the tail"
     page = open_page()
     page.goto(f"{server.url}/processes/{process_id}?line={line}")
-    link = page.get_by_role("log", name="Raw log").get_by_role("link", name=f"Line {line}", exact=True)
+    link = page.get_by_role("log", name="Raw log").get_by_role(
+        "link", name=f"Line {line}", exact=True
+    )
     expect(link).to_be_in_viewport()
     expect(page.locator("[aria-current=true]")).to_contain_text(str(line))
 
@@ -46,8 +48,13 @@ def test_search_finds_a_line_printed_100k_lines_earlier(
     ui_server: Callable[..., Any], open_page: Callable[..., Any]
 ) -> None:
     server, api = ui_server()
-    script = "import sys\nprint('needle-in-the-haystack')\nsys.stdout.writelines(f'{i}\\n' for i in range(100000))"
-    process_id = api.start(executor="script", command=[sys.executable, "-c", script])["processes"][0]["id"]
+    script = (
+        "import sys\nprint('needle-in-the-haystack')\n"
+        "sys.stdout.writelines(f'{i}\\n' for i in range(100000))"
+    )
+    process_id = api.start(executor="script", command=[sys.executable, "-c", script])["processes"][
+        0
+    ]["id"]
     api.wait_until_ended(process_id)
     page = open_page()
     page.goto(f"{server.url}/processes/{process_id}")

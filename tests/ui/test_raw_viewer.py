@@ -20,6 +20,21 @@ LINE = re.compile(r"^Line (\d+)$")
 STREAMING = "--pace 0 --no-approval --bulk-bytes 4000000 --line-bytes 200 --rate 400"
 
 
+# Resolves once the log's scroll position is unchanged over ten animation frames.
+SCROLL_SETTLED = """
+() => new Promise((resolve) => {
+  const log = document.querySelector('[role=log]');
+  let last = log.scrollTop, still = 0;
+  const check = () => {
+    still = log.scrollTop === last ? still + 1 : 0;
+    last = log.scrollTop;
+    if (still >= 10) resolve(true); else requestAnimationFrame(check);
+  };
+  requestAnimationFrame(check);
+})
+"""
+
+
 def _line_links(page: Any) -> Any:
     return page.get_by_role("log", name="Raw log").get_by_role("link", name=LINE)
 
@@ -50,8 +65,8 @@ def test_buffer_is_bounded_with_a_notice_and_a_small_dom(
     notice = page.get_by_role("status").filter(has_text="earlier lines not shown")
     expect(notice).to_be_visible(timeout=30_000)
     page.wait_for_function(
-        "n => Number((document.body.innerText.match(/([\\d,]+) earlier lines not shown/) || ['', '0'])[1]"
-        ".replace(/,/g, '')) > n",
+        "n => Number((document.body.innerText.match(/([\\d,]+) earlier lines not shown/)"
+        " || ['', '0'])[1].replace(/,/g, '')) > n",
         arg=2 * BUFFER,
         timeout=30_000,
     )
@@ -78,6 +93,8 @@ def test_follow_pauses_on_scroll_up_and_jump_to_latest_resumes(
     page.mouse.wheel(0, -600)
     jump = page.get_by_role("button", name="Jump to latest")
     expect(jump).to_be_visible()
+    # The wheel scroll ends on its own time: wait until the view stands still.
+    page.wait_for_function(SCROLL_SETTLED, timeout=15_000)
     index, y = _first_visible_line(page)
     new_lines = page.get_by_role("status").filter(has_text=re.compile(r"new lines|Paused"))
 

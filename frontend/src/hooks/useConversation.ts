@@ -14,6 +14,8 @@ import { useSessionEvents } from "./useSessionEvents";
 const FIRST_ENTRIES = 20;
 /** Bound on the pages fetched to reach FIRST_ENTRIES across short processes. */
 const MAX_FILL_PAGES = 10;
+/** Newest entries re-read when a stream (re)connects (CONTRACT.md bound on `limit`). */
+const REFRESH_LIMIT = 200;
 
 export function useConversation(sessionId: string, pageSize: number) {
   const [conversation] = useState(() => new Conversation());
@@ -90,6 +92,14 @@ export function useConversation(sessionId: string, pageSize: number) {
     onFrames: (id, frames) => {
       conversation.applyFrames(id, frames);
       rerender();
+    },
+    onOpen: (id) => {
+      const held = conversation.segment(id)?.entries.length ?? 0;
+      if (held === 0) return;
+      fetchPage(id, "normalized", { limit: Math.min(held, REFRESH_LIMIT) }).then((page) => {
+        conversation.applyFrames(id, page.entries.map((e) => ({ type: "replace", ...e })));
+        rerender();
+      }, () => undefined);
     },
   });
 

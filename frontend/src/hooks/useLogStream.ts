@@ -7,6 +7,12 @@ import type { Channel, PayloadOf, StreamFrame } from "../api/types";
 export interface LogStreamHandlers<C extends Channel> {
   after: (processId: string) => number | null;
   onFrames: (processId: string, frames: StreamFrame<PayloadOf<C>>[]) => void;
+  /**
+   * Each (re)connect: `after` replays only newer entries, so an update of an entry at or below
+   * it made between the page read and the subscription is re-read here (from then on, every
+   * update comes live).
+   */
+  onOpen?: (processId: string) => void;
 }
 
 export function useLogStreams<C extends Channel>(
@@ -46,6 +52,9 @@ export function useLogStreams<C extends Channel>(
           channel,
           after: () => current.current.after(id),
           onFrames: (frames) => current.current.onFrames(id, frames),
+          onConnectionChange: (connected) => {
+            if (connected) current.current.onOpen?.(id);
+          },
         }),
       );
     }

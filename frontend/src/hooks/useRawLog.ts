@@ -79,6 +79,15 @@ export function useRawLog(processId: string, capacity: number, line: number | nu
         streamEpoch.current = epoch.current;
         return streamAfter.current;
       },
+      onOpen: () => {
+        // A line still growing when the page was read (a partial line) is re-read.
+        const refreshed = epoch.current;
+        fetchPage(processId, "raw", { limit: 20 }).then((page) => {
+          if (epoch.current !== refreshed) return;
+          buffer.applyFrames(page.entries.map((e) => ({ type: "replace", ...e })));
+          rerender();
+        }, () => undefined);
+      },
       onFrames: (_id, frames: StreamFrame<RawPayload>[]) => {
         if (streamEpoch.current !== epoch.current) return;
         buffer.applyFrames(frames);

@@ -147,3 +147,25 @@ def test_a_token_link_signs_in_and_leaves_the_address_bar(
     assert "token" not in page.url
     page.reload()  # the cookie carries on
     expect(page.get_by_role("heading", name="Sessions")).to_be_visible()
+
+
+def test_conversation_and_raw_log_at_phone_width(
+    ui_server: Callable[..., Any], open_page: Callable[..., Any]
+) -> None:
+    server, _api, session = _finished_session(ui_server, "--pace 0 --no-approval")
+    page = open_page(width=390, height=844)
+    for path in (f"/sessions/{session['id']}", f"/processes/{session['processes'][0]['id']}"):
+        page.goto(server.url + path)
+        expect(
+            page.get_by_role("feed", name="Conversation").or_(
+                page.get_by_role("log", name="Raw log")
+            )
+        ).to_be_visible()
+        expect(page.get_by_role("article").last.or_(_first_line_link(page))).to_be_visible()
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, f"{path}: the page scrolls sideways at phone width ({width} px)"
+        assert run_axe(page) == []
+
+
+def _first_line_link(page: Any) -> Any:
+    return page.get_by_role("log", name="Raw log").get_by_role("link").first

@@ -51,6 +51,11 @@ export function SessionView({ sessionId }: { sessionId: string }) {
       )}
       {!view.ready ? (
         <p role="status">Loading conversation…</p>
+      ) : view.items.length === 0 ? (
+        // A feed must hold articles: until the first entry there is a notice instead.
+        <p role="status" className="conversation empty">
+          No conversation entries yet (a command's output is in its raw log).
+        </p>
       ) : (
         <Virtuoso<ConversationItem>
           className="conversation"

@@ -28,6 +28,7 @@ from execlog.protocol import (
 from execlog.runner.child import ChildProcess
 from execlog.runner.descendants import is_child_subreaper, reap_orphans_periodically
 from execlog.services import Services
+from execlog.storage.backfills import BackfillLedger
 from execlog.storage.migrate import arun_migrations
 
 __all__ = ["create_app"]
@@ -93,10 +94,18 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await arun_migrations(services.engine)
         await services.writer.start()
-        await mark_orphans(services.repository, services.entries, services.writer)
+        await services.lease.renew()
+        await mark_orphans(
+            services.ownership,
+            services.entries,
+            services.writer,
+            BackfillLedger(services.engine),
+            settings.stop_grace_seconds,
+        )
         if settings.backfill_mode is BackfillMode.STARTUP:
             await services.backfiller.run_pending("startup", backfill_logger.info)
         tasks = _start_legacy_jobs(services)
+        tasks.append(asyncio.create_task(services.lease.keep_renewing()))
         if is_child_subreaper():  # `execlog serve` made it one: collect the orphans that end
             tasks.append(
                 asyncio.create_task(reap_orphans_periodically(ChildProcess.live_pids.copy))
@@ -109,6 +118,10 @@ def create_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             await services.supervisor.shutdown()
             await services.writer.close()
+            try:
+                await services.lease.release()
+            except Exception as exc:  # it expires on its own; the shutdown goes on
+                logger.warning("server lease: release failed: %s", exc)
             services.engine.dispose()
 
     app = FastAPI(

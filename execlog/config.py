@@ -161,6 +161,14 @@ class Settings(BaseSettings):
     approval_timeout_seconds: float = Field(
         600.0, gt=0, description="A tool call waiting for approval longer than this is `timed_out`."
     )
+    lease_heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "How often a server renews its lease in the database; a lease lasts three "
+            "heartbeats, after which another server may claim its running processes."
+        ),
+    )
     stop_grace_seconds: float = Field(
         5.0,
         gt=0,

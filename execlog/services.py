@@ -11,12 +11,14 @@ from execlog.config import Settings
 from execlog.events import EventBus, SessionEvent
 from execlog.history import HistoryService
 from execlog.jobs.backfill import LegacyBackfiller
+from execlog.jobs.lease import ServerLease
 from execlog.jobs.retention import LegacyRetention
 from execlog.runner.registry import ProcessRegistry
 from execlog.runner.supervisor import Supervisor
 from execlog.storage.database import create_database_engine
 from execlog.storage.entries import EntryStore
 from execlog.storage.legacy import LegacyLogStore
+from execlog.storage.ownership import OwnershipStore
 from execlog.storage.processes import ProcessRepository
 from execlog.storage.writer import LogWriter
 
@@ -27,6 +29,8 @@ __all__ = ["Services"]
 class Services:
     settings: Settings
     engine: Engine
+    ownership: OwnershipStore
+    lease: ServerLease
     entries: EntryStore
     legacy: LegacyLogStore
     repository: ProcessRepository
@@ -56,7 +60,11 @@ class Services:
         registry = ProcessRegistry.from_settings(settings)
         bus: EventBus[SessionEvent] = EventBus()
         approvals = ApprovalService(bus, registry, settings.approval_timeout_seconds)
-        supervisor = Supervisor(settings, repository, registry, writer, bus)
+        ownership = OwnershipStore(engine)
+        lease = ServerLease(ownership, settings.lease_heartbeat_seconds)
+        supervisor = Supervisor(
+            settings, repository, registry, writer, bus, ownership, lease.server_id
+        )
         writer.on_rejected = supervisor.report_write_error
         history = HistoryService(entries, registry.store, writer, repository)
         backfiller = LegacyBackfiller.create(
@@ -72,6 +80,8 @@ class Services:
         return cls(
             settings=settings,
             engine=engine,
+            ownership=ownership,
+            lease=lease,
             entries=entries,
             legacy=legacy,
             repository=repository,

@@ -7,6 +7,7 @@ a snapshot, then read events. A slow subscriber is told to resync instead of slo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Literal
@@ -217,6 +218,7 @@ class MsgStore:
         "_events",
         "_events_base",
         "_waiters",
+        "admit",
         "__weakref__",
     )
 
@@ -257,6 +259,9 @@ class MsgStore:
         self._events: list[LiveEvent] = []
         self._events_base = 1
         self._waiters: list[asyncio.Future[None]] = []
+        # Called with each new index before it is held or published: the durable index
+        # reservation (runner/reservations.py) hooks in here.
+        self.admit: Callable[[int], None] | None = None
 
     # --- producer side ----------------------------------------------------------------------
 
@@ -265,6 +270,8 @@ class MsgStore:
         if self._finished:
             raise StoreFinishedError(f"{self.process_id}/{self.channel}: append after finish")
         index = self._next_index
+        if self.admit is not None:
+            self.admit(index)
         self._next_index = index + 1
         # payload_size inlined: this is the per-line hot path.
         size = len(entry_json) if entry_json.isascii() else len(entry_json.encode())

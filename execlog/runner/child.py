@@ -44,16 +44,14 @@ READ_SIZE: Final = 65_536
 # After the child exits, a stream that stays silent this long while still open is held by a
 # background grandchild: stop reading it so the process can finish (its output so far is kept).
 ORPHAN_PIPE_GRACE_SECONDS: Final = 2.0
-# After SIGKILL: how long the survivors may take to vanish, then how long the pipes may take to
-# drain, before we stop reading whatever still holds them. Together well under the 1 s that
+# After SIGKILL and KILL_WAIT_SECONDS (runner/descendants): how long the pipes may take to
+# drain before we stop reading whatever still holds them. Together well under the 1 s that
 # `POST …/stop` may take beyond the grace period (issue 10).
-KILL_WAIT_SECONDS: Final = 0.3
 DRAIN_AFTER_KILL_SECONDS: Final = 0.3
 # How often a running child's descendants are learned, so that one orphaned and re-parented
 # between two looks is still known when it must be stopped.
 TRACK_INTERVAL_SECONDS: Final = 1.0
 _WATCH_INTERVAL: Final = 0.1
-_TERM_POLL_SECONDS: Final = 0.1
 
 
 class ChildStartError(ExeclogError):
@@ -330,26 +328,10 @@ class ChildProcess:
             transport.close()
 
     async def _terminate(self, grace_seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace_seconds
-        alive = await self.descendants.refresh_now(by_environment=True)
-        terminated: set[tuple[int, int]] = set()
-        # Grace ends early once every descendant is gone; one forked meanwhile gets SIGTERM too.
-        while alive:
-            fresh = [stat for stat in alive if (stat.pid, stat.start_time) not in terminated]
-            self.descendants.signal(fresh, signal.SIGTERM)
-            terminated.update((stat.pid, stat.start_time) for stat in fresh)
-            if loop.time() >= deadline:
-                break
-            await asyncio.sleep(min(_TERM_POLL_SECONDS, max(0.0, deadline - loop.time())))
-            alive = await self.descendants.refresh_now(by_environment=True)
-        kill_deadline = loop.time() + KILL_WAIT_SECONDS
-        while alive and loop.time() < kill_deadline:
-            self.descendants.signal(alive, signal.SIGKILL)
-            await asyncio.sleep(0.02)
-            alive = await self.descendants.refresh_now(by_environment=True)
+        await self.descendants.terminate(grace_seconds)
         # Whatever still holds a pipe (a process we may not signal, one stuck in the kernel)
         # must not hold the stop: give the pipes a moment to drain, then stop reading them.
+        loop = asyncio.get_running_loop()
         drain_deadline = loop.time() + DRAIN_AFTER_KILL_SECONDS
         while loop.time() < drain_deadline and not all(p.done() for p in self._pumps.values()):
             await asyncio.sleep(0.02)

@@ -26,6 +26,7 @@ __all__ = [
     "become_child_subreaper",
     "is_child_subreaper",
     "reap_orphans_periodically",
+    "read_boot_id",
     "read_proc_stat",
     "reap_orphans",
     "scan_processes",
@@ -34,6 +35,10 @@ __all__ = [
 _PR_SET_CHILD_SUBREAPER: Final = 36  # <linux/prctl.h>
 _PR_GET_CHILD_SUBREAPER: Final = 37
 REAP_INTERVAL_SECONDS: Final = 2.0
+# After SIGKILL, how long the survivors may take to vanish (well under the 1 s that
+# `POST …/stop` may take beyond the grace period).
+KILL_WAIT_SECONDS: Final = 0.3
+_TERM_POLL_SECONDS: Final = 0.1
 # Environment variable every child gets (the supervisor sets it); descendants inherit it.
 PROCESS_ID_VARIABLE: Final = "EXECLOG_PROCESS_ID"
 
@@ -82,6 +87,15 @@ def scan_processes() -> dict[int, ProcStat]:
             if stat is not None:
                 table[stat.pid] = stat
     return table
+
+
+def read_boot_id() -> str:
+    """This boot's id: pids and start times are only comparable within one boot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as file:
+            return file.read().strip()
+    except OSError:
+        return ""
 
 
 def become_child_subreaper() -> bool:
@@ -133,10 +147,22 @@ def reap_orphans(table: dict[int, ProcStat], keep: Iterable[int]) -> int:
 class Descendants:
     """The processes of one child: the child itself and everything it started."""
 
-    def __init__(self, root: int, process_id: str | None) -> None:
+    def __init__(
+        self, root: int, process_id: str | None, *, expected_start_time: int | None = None
+    ) -> None:
+        """``expected_start_time``: the root's start time as stored at spawn (an orphan of a
+        crashed server); when ``/proc`` now names another process under that pid, only the
+        processes carrying ``process_id`` in their environment are ours."""
         self.root = root
         self._tag = None if process_id is None else f"{PROCESS_ID_VARIABLE}={process_id}".encode()
         root_stat = read_proc_stat(root)
+        if (
+            expected_start_time is not None
+            and root_stat is not None
+            and root_stat.start_time != expected_start_time
+        ):
+            root_stat = None
+            self.root = 0  # the pid was reused: neither it nor its group is ours
         # pid -> start time of every process known to belong to the child.
         self._members: dict[int, int] = {} if root_stat is None else {root: root_stat.start_time}
         self._seen_root = root_stat is not None
@@ -154,12 +180,12 @@ class Descendants:
             stat = table.get(pid)
             if stat is None or stat.start_time != start or not stat.alive:
                 del members[pid]
-        root = table.get(self.root)
+        root = table.get(self.root) if self.root else None
         if self.root not in members and root is not None and root.alive and not self._seen_root:
             members[self.root] = root.start_time  # started after __init__ read /proc
             self._root_start = root.start_time
         self._seen_root = True
-        if self._root_start is not None:
+        if self._root_start is not None and self.root:
             # The child's process group and session, also after the child exited: a pid in use
             # as a group or session id is not reused, and a later one starts later.
             for stat in table.values():
@@ -190,6 +216,28 @@ class Descendants:
         table = await asyncio.to_thread(scan_processes)
         return self.refresh(table, by_environment=by_environment)
 
+    async def terminate(self, grace_seconds: float) -> None:
+        """SIGTERM every descendant (and those forked meanwhile), SIGKILL what is left after
+        ``grace_seconds`` (sooner once all are gone), then wait at most ``KILL_WAIT_SECONDS``
+        for them to vanish."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        alive = await self.refresh_now(by_environment=True)
+        terminated: set[tuple[int, int]] = set()
+        while alive:
+            fresh = [stat for stat in alive if (stat.pid, stat.start_time) not in terminated]
+            self.signal(fresh, signal.SIGTERM)
+            terminated.update((stat.pid, stat.start_time) for stat in fresh)
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(min(_TERM_POLL_SECONDS, max(0.0, deadline - loop.time())))
+            alive = await self.refresh_now(by_environment=True)
+        kill_deadline = loop.time() + KILL_WAIT_SECONDS
+        while alive and loop.time() < kill_deadline:
+            self.signal(alive, signal.SIGKILL)
+            await asyncio.sleep(0.02)
+            alive = await self.refresh_now(by_environment=True)
+
     def known(self) -> list[ProcStat]:
         """The members known so far that still run, without a scan of /proc."""
         known = []
@@ -210,10 +258,11 @@ class Descendants:
                 os.kill(stat.pid, signum)
             except (ProcessLookupError, PermissionError):
                 pass
-        try:
-            os.killpg(self.root, signum)  # the child called setsid(): its pid is its group
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self.root and self._root_start is not None:
+            try:
+                os.killpg(self.root, signum)  # the child called setsid(): its pid is its group
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def _carries_tag(self, pid: int) -> bool:
         assert self._tag is not None

@@ -28,12 +28,15 @@ from execlog.errors import (
 from execlog.events import EventBus, ProcessUpdated, SessionCreated, SessionEvent, SessionUpdated
 from execlog.live.msg_store import MsgStore
 from execlog.protocol import (
+    Channel,
     now_ms,
 )
 from execlog.runner.child import ChildProcess, ChildStartError
 from execlog.runner.executors import build_argv, create_normalizer
 from execlog.runner.pipeline import ProcessPipeline
 from execlog.runner.registry import ProcessRegistry, RunningProcess
+from execlog.runner.reservations import FIRST_BLOCK, IndexReservation
+from execlog.storage.ownership import OwnershipStore
 from execlog.storage.processes import (
     ProcessRecord,
     ProcessRepository,
@@ -73,8 +76,12 @@ class Supervisor:
         registry: ProcessRegistry,
         writer: LogWriter,
         bus: EventBus[SessionEvent],
+        ownership: OwnershipStore,
+        server_id: str,
     ) -> None:
         self._settings = settings
+        self._ownership = ownership
+        self._server_id = server_id
         self._repository = repository
         self._registry = registry
         self._writer = writer
@@ -271,8 +278,17 @@ class Supervisor:
 
         # Registered first: once the row is visible as running, its streams must be live.
         running = self._registry.open(record, build_pipeline)
+        stores: tuple[tuple[Channel, MsgStore], ...] = (
+            ("raw", running.raw),
+            ("normalized", running.normalized),
+        )
+        for channel, store in stores:
+            reservation = IndexReservation(self._ownership, record.id, channel, FIRST_BLOCK)
+            store.admit = reservation.admit
         try:
-            await self._repository.ainsert_process(record, prompt=step.prompt)
+            await self._repository.ainsert_process(
+                record, prompt=step.prompt, server_id=self._server_id, index_reserved=FIRST_BLOCK
+            )
         except BaseException:
             self._registry.close(record.id)
             raise
@@ -298,6 +314,11 @@ class Supervisor:
             )
             await self._complete(running, "failed", None)
             return
+        child = running.child
+        # Its pid, group and start time: a server claiming it after a crash can stop it safely.
+        await self._ownership.arecord_spawn(
+            running.process_id, child.pid, child.pid, child.start_time
+        )
         if step.run_reason == "codingagent" and running.child.stdin is not None:
             # Agents run with -p/exec read a piped stdin to EOF before they start: give them EOF.
             running.child.stdin.close()

@@ -143,8 +143,17 @@ class ProcessRepository:
 
     # --- processes --------------------------------------------------------------------------
 
-    def insert_process(self, record: ProcessRecord, *, prompt: str | None) -> None:
-        """The process row and, for a coding-agent turn, its turn row (with the prompt)."""
+    def insert_process(
+        self,
+        record: ProcessRecord,
+        *,
+        prompt: str | None,
+        server_id: str | None = None,
+        index_reserved: int = 0,
+    ) -> None:
+        """The process row and, for a coding-agent turn, its turn row (with the prompt);
+        ``server_id`` owns it, indexes below ``index_reserved`` may be published on each
+        channel (storage/ownership.py)."""
         with self._engine.begin() as connection:
             connection.execute(
                 execution_processes.insert().values(
@@ -156,6 +165,9 @@ class ProcessRepository:
                     exit_code=record.exit_code,
                     started_at=record.started_at,
                     completed_at=record.completed_at,
+                    server_id=server_id,
+                    raw_index_reserved=index_reserved,
+                    normalized_index_reserved=index_reserved,
                 )
             )
             if record.run_reason == "codingagent":
@@ -278,8 +290,21 @@ class ProcessRepository:
     async def alist_sessions(self, limit: int = 200) -> list[SessionRecord]:
         return await run_in_thread(self.list_sessions, limit)
 
-    async def ainsert_process(self, record: ProcessRecord, *, prompt: str | None) -> None:
-        await run_in_thread(self.insert_process, record, prompt=prompt)
+    async def ainsert_process(
+        self,
+        record: ProcessRecord,
+        *,
+        prompt: str | None,
+        server_id: str | None = None,
+        index_reserved: int = 0,
+    ) -> None:
+        await run_in_thread(
+            self.insert_process,
+            record,
+            prompt=prompt,
+            server_id=server_id,
+            index_reserved=index_reserved,
+        )
 
     async def afetch_process(self, process_id: str) -> ProcessRecord | None:
         return await run_in_thread(self.fetch_process, process_id)

@@ -27,6 +27,7 @@ __all__ = [
     "execution_process_logs",
     "execution_process_log_entries",
     "legacy_backfills",
+    "server_leases",
 ]
 
 metadata = MetaData()
@@ -54,6 +55,14 @@ execution_processes = Table(
     Column("exit_code", Integer, nullable=True),
     Column("started_at", BigInteger, nullable=False),
     Column("completed_at", BigInteger, nullable=True),
+    # Ownership (storage/ownership.py, issue 10): the server running it, the child's pid,
+    # process group and /proc start time, and the durable bound of each channel's indexes.
+    Column("server_id", String(36), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("pgid", Integer, nullable=True),
+    Column("pid_start_time", BigInteger, nullable=True),
+    Column("raw_index_reserved", BigInteger, nullable=False, server_default="0"),
+    Column("normalized_index_reserved", BigInteger, nullable=False, server_default="0"),
     Index("ix_execution_processes_session", "session_id", "started_at"),
     Index("ix_execution_processes_status", "status"),
 )
@@ -115,4 +124,18 @@ legacy_backfills = Table(
     Column("source_bytes", BigInteger, nullable=False),
     Column("malformed_lines", BigInteger, nullable=False),
     Column("checked_at", BigInteger, nullable=False),
+)
+
+# One row per running server, renewed by its heartbeat (jobs/lease.py): a process whose
+# server's lease has expired is an orphan; one of a live server is not (two servers, one db).
+server_leases = Table(
+    "server_leases",
+    metadata,
+    Column("server_id", String(36), primary_key=True),
+    Column("hostname", Text, nullable=False),
+    # /proc/sys/kernel/random/boot_id: pids and start times mean something on this boot only.
+    Column("boot_id", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
+from execlog.protocol import now_ms
 from execlog.runner.descendants import read_proc_stat
 
 START_TIMEOUT_SECONDS = 60.0
@@ -78,6 +80,8 @@ def start_serve(
             "EXECLOG_PORT": str(port),
             "EXECLOG_DATABASE_URL": database_url or f"sqlite:///{directory / 'execlog.db'}",
             "EXECLOG_STOP_GRACE_SECONDS": "1",
+            # A crashed server's lease expires 0.6 s after its last heartbeat.
+            "EXECLOG_LEASE_HEARTBEAT_SECONDS": "0.2",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -133,6 +137,22 @@ def _wait_until_answering(server: ServeProcess) -> None:
             assert server.popen.poll() is None, server.log.read_text()
             assert time.monotonic() < deadline, "execlog serve never answered"
             time.sleep(0.05)
+
+
+def wait_until_leases_expired(
+    database: Path, *, alive: ServeProcess | None = None, timeout: float = 30.0
+) -> None:
+    """Until no lease but ``alive``'s is live in the SQLite file (a crashed server's expires
+    three heartbeats after its last), so the next server may claim its processes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            rows = connection.execute("SELECT pid, expires_at FROM server_leases").fetchall()
+        spared = None if alive is None else alive.popen.pid
+        if all(pid == spared or expires < now_ms() for pid, expires in rows):
+            return
+        assert time.monotonic() < deadline, f"leases never expired: {rows}"
+        time.sleep(0.05)
 
 
 def process_running(pid: int) -> bool:

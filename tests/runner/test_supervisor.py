@@ -17,8 +17,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from execlog.jobs.orphans import ORPHAN_NOTE
+from execlog.jobs.orphans import ORPHAN_NOTE, orphan_note
 from execlog.protocol import encode_json
+from execlog.runner.reservations import FIRST_BLOCK
 from execlog.storage.legacy import (
     FinishedMessage,
     JsonPatchMessage,
@@ -30,12 +31,23 @@ from execlog.storage.legacy import (
 )
 from execlog.storage.tables import execution_process_log_entries, execution_process_logs
 from tests.api.helpers import create_session, script_body, wait_for_process_end, walk_history
+from tests.reliability.serve import (
+    kill_if_running,
+    process_running,
+    wait_until_leases_expired,
+)
 
 pytestmark = pytest.mark.asyncio
 
 
 def _start_server_process(database: Path) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ, EXECLOG_PORT="0", EXECLOG_DATABASE_URL=f"sqlite:///{database}")
+    env = dict(
+        os.environ,
+        EXECLOG_PORT="0",
+        EXECLOG_DATABASE_URL=f"sqlite:///{database}",
+        # Its lease expires 0.6 s after a crash, so the next server may claim its processes.
+        EXECLOG_LEASE_HEARTBEAT_SECONDS="0.2",
+    )
     server = subprocess.Popen(
         [sys.executable, "-m", "execlog", "serve", "--no-auth"],
         env=env,
@@ -93,20 +105,24 @@ async def test_processes_left_running_by_a_crash_are_marked_killed(
         assert server.stdout is not None
         server.stdout.close()
     try:
+        wait_until_leases_expired(database)
         _app, client = await app_client()  # a new server on the same database
         process = (await client.get(f"/api/execution-processes/{pid}")).json()["data"]
         assert process["status"] == "killed" and process["completed_at"] is not None
+        # The note goes above the indexes reserved for output that may have been shown live.
         raw = await walk_history(client, pid, "raw", 50)
-        assert [e["entry_index"] for e in raw] == [0, 1]
-        assert raw[1]["entry"] == {"type": "STDERR", "content": ORPHAN_NOTE}
+        assert [e["entry_index"] for e in raw] == [0, FIRST_BLOCK]
+        note = orphan_note({"raw": (1, FIRST_BLOCK), "normalized": (0, FIRST_BLOCK)})
+        assert note.startswith(ORPHAN_NOTE) and f"raw entries 1 to {FIRST_BLOCK - 1}" in note
+        assert raw[1]["entry"] == {"type": "STDERR", "content": note}
         normalized = await walk_history(client, pid, "normalized", 50)
-        assert normalized[-1]["entry"]["content"]["content"] == ORPHAN_NOTE
+        assert normalized[-1]["entry"]["content"]["content"] == note
         assert normalized[-1]["entry"]["content"]["entry_type"] == {"type": "system_message"}
         # The note's legacy JSONL is what any note of the pipeline gets: the raw line and the
         # normalized entry's JsonPatch at its index.
         messages = list(LegacyLogStore(_app.state.services.engine).read_messages(pid))
         assert messages[-2:] == [
-            StderrMessage(ORPHAN_NOTE + "\n"),
+            StderrMessage(note + "\n"),
             JsonPatchMessage(
                 [
                     PatchOperation(
@@ -117,9 +133,11 @@ async def test_processes_left_running_by_a_crash_are_marked_killed(
                 ]
             ),
         ]
+        # Stopped: it ran here, its pid still named it (same start time).
+        assert child_pid is not None and not process_running(child_pid)
     finally:
         if child_pid is not None:
-            os.kill(child_pid, signal.SIGKILL)
+            kill_if_running(child_pid)
 
 
 async def _run_demo(app_client: Callable[..., Any], persistence: str) -> tuple[Any, str]:

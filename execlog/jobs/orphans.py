@@ -90,9 +90,9 @@ async def mark_orphans(
         # Its entry rows are the history, gap included: a backfill replaying its JSONL would
         # renumber the note into the gap (an index a client may have seen).
         for orphan in orphans:
-            gaps = counts[orphan.process_id]
+            stored = counts[orphan.process_id]
             row = LedgerRow(
-                orphan.process_id, gaps["raw"][0] + 1, gaps["normalized"][0] + 1, 0, 0, now_ms()
+                orphan.process_id, stored["raw"][0] + 1, stored["normalized"][0] + 1, 0, 0, now_ms()
             )
             await run_in_thread(ledger.record, row)
     if orphans:

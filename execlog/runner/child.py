@@ -18,7 +18,12 @@ from typing import IO, Any, ClassVar, Final, Literal
 
 from execlog.errors import ExeclogError
 from execlog.protocol import OutputStream
-from execlog.runner.descendants import PROCESS_ID_VARIABLE, Descendants, read_proc_stat
+from execlog.runner.descendants import (
+    PROCESS_ID_VARIABLE,
+    Descendants,
+    read_proc_stat,
+    recent_processes,
+)
 from execlog.runner.lines import LineSplitter
 
 __all__ = [
@@ -295,7 +300,7 @@ class ChildProcess:
                 self._close_pipes_after_exit()
             elif loop.time() >= next_track and not self._stop_requested:
                 next_track = loop.time() + TRACK_INTERVAL_SECONDS
-                await self.descendants.refresh_now()
+                self.descendants.refresh(await recent_processes(TRACK_INTERVAL_SECONDS))
         code = self._exited.result()
         if self._stop_requested:
             return ChildExit("killed", code)

@@ -316,9 +316,12 @@ class Supervisor:
             return
         child = running.child
         # Its pid, group and start time: a server claiming it after a crash can stop it safely.
-        await self._ownership.arecord_spawn(
-            running.process_id, child.pid, child.pid, child.start_time
-        )
+        try:
+            await self._ownership.arecord_spawn(
+                running.process_id, child.pid, child.pid, child.start_time
+            )
+        except Exception as exc:  # bookkeeping for a crash: never fail the process over it
+            logger.warning("process %s: pid not stored: %s", running.process_id, exc)
         if step.run_reason == "codingagent" and running.child.stdin is not None:
             # Agents run with -p/exec read a piped stdin to EOF before they start: give them EOF.
             running.child.stdin.close()

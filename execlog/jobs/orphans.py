@@ -90,10 +90,9 @@ async def mark_orphans(
         # Its entry rows are the history, gap included: a backfill replaying its JSONL would
         # renumber the note into the gap (an index a client may have seen).
         for orphan in orphans:
-            stored = counts[orphan.process_id]
-            row = LedgerRow(
-                orphan.process_id, stored["raw"][0] + 1, stored["normalized"][0] + 1, 0, 0, now_ms()
-            )
+            note_gaps = counts[orphan.process_id]
+            raw_count, normalized_count = note_gaps["raw"][0] + 1, note_gaps["normalized"][0] + 1
+            row = LedgerRow(orphan.process_id, raw_count, normalized_count, 0, 0, now_ms())
             await run_in_thread(ledger.record, row)
     if orphans:
         logger.warning("marked %d orphaned process(es) killed", len(orphans))

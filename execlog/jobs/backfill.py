@@ -323,7 +323,9 @@ class ProcessBackfill:
         pid = process.id
         agent = process.run_reason == "codingagent"
         executor = process.action.get("executor") if agent else None
-        use_patches = self._log_has_patches(pid)
+        # Without a normalizer, patches are the only source of a conversation: no need to ask
+        # whether there are any (one scan of the log saved per raw-only process).
+        use_patches = executor not in EXECUTORS or self._log_has_patches(pid)
         stored = {channel: self._entries.fetch_stats(pid, channel) for channel in CHANNELS}
         todo: set[Channel] = set(CHANNELS)
         if any(stats.count for stats in stored.values()):
@@ -479,22 +481,28 @@ class LegacyBackfiller:
                 f"{describe_error(exc)}"
             ) from exc
 
-    async def backfill_process(self, process_id: str) -> BackfillResult | None:
+    async def backfill_process(
+        self, process_id: str, *, pending: bool = False
+    ) -> BackfillResult | None:
         """Backfill one process unless it needs none (no JSONL, running, already checked);
-        None then. A second caller for the same process waits for the first one's run."""
+        None then. A second caller for the same process waits for the first one's run.
+        ``pending``: the ledger query just listed it (unchecked, with JSONL)."""
         future = self._inflight.get(process_id)
         if future is None:
-            future = asyncio.ensure_future(run_in_thread(self._check_and_run, process_id))
+            check = run_in_thread(self._check_and_run, process_id, pending=pending)
+            future = asyncio.ensure_future(check)
             self._inflight[process_id] = future
             future.add_done_callback(lambda _f: self._inflight.pop(process_id, None))
         result = await asyncio.shield(future)
         return result
 
-    def _check_and_run(self, process_id: str) -> BackfillResult | None:
+    def _check_and_run(self, process_id: str, *, pending: bool) -> BackfillResult | None:
         process = self._repository.fetch_process(process_id)
         if process is None or process.status == "running":
             return None  # unknown (the read answers 404) or served from memory
-        if self._ledger.fetch(process_id) is None and self._legacy.has_rows(process_id):
+        if pending or (
+            self._ledger.fetch(process_id) is None and self._legacy.has_rows(process_id)
+        ):
             result = self._job.run(process)
         else:
             result = None
@@ -533,7 +541,7 @@ class LegacyBackfiller:
         for process in pending:
             result: BackfillResult | None = None
             try:
-                result = await self.backfill_process(process.process_id)
+                result = await self.backfill_process(process.process_id, pending=True)
             except Exception as exc:  # one process's failure must not stop the run
                 errors += 1
                 report(

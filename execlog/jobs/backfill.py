@@ -233,8 +233,11 @@ class _Replay:
         streams = self._streams
         # A text that is exactly one short ASCII line after a completed one splits into that
         # line: the splitter would return ``[text[:-1]]``, so skip its encode/decode round trip
-        # (execlog's own dual-mode JSONL is all such texts).
+        # (execlog's own dual-mode JSONL is all such texts). ``idle``: no partial line pending.
         short = self._max_line_bytes // 4
+        idle = {"stdout": True, "stderr": True}
+        raw_only = self._normalizer is None
+        raw = self._raw
         chunk_bytes = 0
         for message in self.reader:
             kind = type(message)
@@ -242,19 +245,24 @@ class _Replay:
                 stream: OutputStream = "stdout" if kind is StdoutMessage else "stderr"
                 text: str = message.text  # type: ignore[union-attr]
                 chunk_bytes += len(text)
-                splitter = streams[stream]
                 if (
-                    text.endswith("\n")
-                    and splitter.idle
+                    idle[stream]
+                    and text.endswith("\n")
                     and len(text) <= short
                     and text.isascii()
                     and text.count("\n") == 1
                     and "\r" not in text
                 ):
-                    self._add_line(stream, text[:-1])
+                    if raw_only:
+                        raw.append((self.raw_index, encode_raw_entry(stream, text[:-1])))
+                        self.raw_index += 1
+                    else:
+                        self._add_line(stream, text[:-1])
                 else:
+                    splitter = streams[stream]
                     for line in splitter.feed(text):
                         self._add_line(stream, line)
+                    idle[stream] = splitter.idle
             elif kind is JsonPatchMessage:
                 if self._use_patches:
                     for operation in message.operations:  # type: ignore[union-attr]
@@ -262,10 +270,10 @@ class _Replay:
                         chunk_bytes += len(operation.value_json)
             elif kind is SessionIdMessage:
                 self._see_session_id(message.agent_session_id)  # type: ignore[union-attr]
-            if len(self._raw) + len(self._normalized) >= _WRITE_BATCH_ROWS or (
-                chunk_bytes >= _WRITE_BATCH_BYTES
-            ):
+            # Normalized rows grow with the bytes read too: rows and bytes bound both lists.
+            if chunk_bytes >= _WRITE_BATCH_BYTES or len(raw) >= _WRITE_BATCH_ROWS:
                 yield self._take()
+                raw = self._raw
                 chunk_bytes = 0
         for stream in ("stdout", "stderr"):
             for line in streams[stream].finish():

@@ -533,6 +533,7 @@ class LegacyBackfiller:
         report: Callable[[str], None],
         on_progress: ProgressCallback | None = None,
         only: list[LegacyProcess] | None = None,
+        progress_every_bytes: int = PROGRESS_EVERY_BYTES,
     ) -> BackfillRun:
         """Backfill every ended process whose JSONL no backfill has checked, printing the
         contract's console lines through ``report``; an error in one process is reported
@@ -565,7 +566,7 @@ class LegacyBackfiller:
             since_bytes += process.total_bytes
             if on_progress is not None:
                 on_progress(process, result)
-            if since_processes >= PROGRESS_EVERY_PROCESSES or since_bytes >= PROGRESS_EVERY_BYTES:
+            if since_processes >= PROGRESS_EVERY_PROCESSES or since_bytes >= progress_every_bytes:
                 if done + errors < len(pending):
                     report(
                         f"log-history backfill progress: processed={done + errors}, "

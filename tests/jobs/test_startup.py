@@ -154,3 +154,23 @@ async def test_off_mode_skips_the_start_up_pass_but_reads_still_backfill(
     assert [e["entry"]["content"] for e in page.json()["data"]["entries"]] == ["process 1 line 0"]
     assert EntryStore(engine).fetch_stats(ids[0], "raw").count == 0  # only what was read
     engine.dispose()
+
+
+async def test_progress_also_every_64_mib(engine: Engine) -> None:
+    """The byte rule of the progress line, with the threshold scaled down (64 MiB of JSONL
+    would make a slow test): whichever of 25 processes or the byte threshold comes first."""
+    from execlog.jobs.backfill import PROGRESS_EVERY_BYTES, LegacyBackfiller
+
+    assert PROGRESS_EVERY_BYTES == 64 * 1024 * 1024
+    ids, total = seed_many(engine, 4)
+    first_two = sum(len(stdout(f"process {n} line 0\n").encode()) for n in range(2))
+    lines: list[str] = []
+    backfiller = LegacyBackfiller.create(engine, max_line_bytes=1_048_576)
+    await backfiller.run_pending("startup", lines.append, progress_every_bytes=first_two)
+
+    assert re.fullmatch(
+        f"log-history backfill progress: processed=2, entries=2, bytes={first_two}, {ELAPSED}",
+        lines[1],
+    )
+    assert lines[2].startswith("log-history backfill complete: processes=4, entries=4, ")
+    assert len(lines) == 3  # the second threshold falls on the last process: no progress line

@@ -257,19 +257,26 @@ def _follow(client: ExeclogClient, process_id: str, printer: LogPrinter) -> None
     help="Print only the newest N entries; -1 prints all.",
 )
 @click.option("-f", "--follow", is_flag=True, help="Then print new entries until the end.")
+@click.option(
+    "--plain",
+    is_flag=True,
+    help="--normalized without live redrawing, colours or spinners (as when piped).",
+)
 @_connection_options
 def logs(
     process_id: str,
     normalized: bool,
     tail: int,
     follow: bool,
+    plain: bool,
     server: str | None,
     token: str | None,
 ) -> None:
     """Print the logs of an execution process, like `kubectl logs`.
 
-    Raw output goes to stdout and stderr as the process wrote it; --normalized prints one line
-    per conversation entry, and again, marked "(update)", when an entry shown changes.
+    Raw output goes to stdout and stderr as the process wrote it; --normalized prints the
+    conversation: on a terminal what still streams is redrawn in place, piped each entry is
+    printed once complete and a tool call once per status.
     """
     from execlog.console import LogPrinter
 
@@ -278,7 +285,14 @@ def logs(
         history = client.fetch_tail(process_id, channel, None if tail < 0 else tail)
         if history.history_truncated:
             click.echo("execlog: older entries were lost (history truncated)", err=True)
-        printer = LogPrinter(channel, sys.stdout, sys.stderr)
+        if normalized:
+            from execlog.terminal.conversation import open_view
+            from execlog.terminal.follower import show_conversation
+
+            view = open_view(sys.stdout, plain=plain)
+            show_conversation(client, process_id, history, view, follow=follow)
+            return
+        printer = LogPrinter(sys.stdout, sys.stderr)
         printer.print_tail(history)
         if follow:
             _follow(client, process_id, printer)

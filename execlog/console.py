@@ -1,6 +1,6 @@
-"""Log entries on a terminal: raw lines go to stdout or stderr as they were written; normalized
-entries become one line each (``[assistant] text``, ``[tool Bash] ls (success)``), continuation
-lines indented. ``LogPrinter`` prints a history tail and then a live stream, each entry once.
+"""Log entries as text: raw lines go to stdout or stderr as they were written (``LogPrinter``
+prints a history tail and then a live stream, each line once); a normalized entry becomes one
+record (``[assistant] text``, ``[tool Bash] ls (success)``), continuation lines indented.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any, Final, TextIO
 
 from execlog.client import LogEntry, LogTail, StreamFrame
-from execlog.protocol import Channel
 
 __all__ = [
     "UPDATE_MARK",
@@ -91,21 +90,19 @@ def describe_tool_status(entry_type: dict[str, Any]) -> str:
 
 
 class LogPrinter:
-    """Prints one channel of one process, each entry once.
+    """Prints the raw channel of one process, each line once, to the stream it was written to.
 
-    Raw: an entry is printed when its index is above every index printed so far, so resync
-    ``replace`` frames and entries the tail already showed are never printed twice.
-    Normalized: new indexes are printed; an entry already shown is printed again, marked as an
-    update, only when its text changed (a tool call that completed, a message that grew).
-    Updates to entries older than the shown tail are not printed.
+    An entry is printed when its index is above every index printed so far, so resync
+    ``replace`` frames and entries the tail already showed are never printed twice. (The
+    normalized channel is drawn by ``execlog.terminal.conversation``.)
     """
 
-    def __init__(self, channel: Channel, out: TextIO, err: TextIO) -> None:
-        self.channel = channel
+    channel: Final = "raw"
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
         self._out = out
         self._err = err
         self._last = -1  # the highest index printed, or known to exist (a tail of 0)
-        self._shown: dict[int, str] = {}  # normalized: index → the text printed for it
 
     @property
     def last_index(self) -> int:
@@ -113,11 +110,7 @@ class LogPrinter:
 
     @property
     def stream_after(self) -> int:
-        """The ``after`` for the live stream that continues what was printed. Normalized
-        streams restart at the oldest entry shown, so that an update made between the history
-        read and the stream's start still arrives (and is printed only if the text changed)."""
-        if self.channel == "normalized" and self._shown:
-            return min(self._shown) - 1
+        """The ``after`` for the live stream that continues what was printed."""
         return self._last
 
     def print_tail(self, tail: LogTail) -> None:
@@ -130,28 +123,13 @@ class LogPrinter:
 
     def print_frame(self, frame: StreamFrame) -> None:
         """One stream frame; flushed at once, since a person or a pipe is watching live."""
-        if frame.entry_index > self._last:
-            self._print_new(LogEntry(frame.entry_index, frame.entry))
-        elif self.channel == "normalized" and frame.entry_index in self._shown:
-            text = format_normalized_entry(frame.entry)
-            if text != self._shown[frame.entry_index]:
-                self._shown[frame.entry_index] = text
-                self._write_line(self._out, format_normalized_entry(frame.entry, update=True))
-        else:
+        if frame.entry_index <= self._last:
             return
+        self._print_new(LogEntry(frame.entry_index, frame.entry))
         self._out.flush()
         self._err.flush()
 
     def _print_new(self, item: LogEntry) -> None:
         self._last = max(self._last, item.entry_index)
-        if self.channel == "raw":
-            target = self._err if item.entry.get("type") == "STDERR" else self._out
-            self._write_line(target, str(item.entry.get("content", "")))
-            return
-        text = format_normalized_entry(item.entry)
-        self._shown[item.entry_index] = text
-        self._write_line(self._out, text)
-
-    @staticmethod
-    def _write_line(target: TextIO, text: str) -> None:
-        target.write(text + "\n")
+        target = self._err if item.entry.get("type") == "STDERR" else self._out
+        target.write(str(item.entry.get("content", "")) + "\n")

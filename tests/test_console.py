@@ -1,5 +1,5 @@
-"""Terminal formatting of entries and LogPrinter's print-once rules (raw by index, normalized
-again only when the text changed)."""
+"""Text formatting of normalized entries, and LogPrinter's print-once rule for raw lines (by
+index)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_multi_line_content_is_indented_and_updates_are_marked() -> None:
 
 def test_raw_lines_go_to_their_stream_once() -> None:
     out, err = io.StringIO(), io.StringIO()
-    printer = LogPrinter("raw", out, err)
+    printer = LogPrinter(out, err)
     printer.print_tail(
         LogTail([LogEntry(0, _raw("STDOUT", "a")), LogEntry(1, _raw("STDERR", "b"))], 1)
     )
@@ -94,31 +94,10 @@ def test_raw_lines_go_to_their_stream_once() -> None:
 
 def test_a_tail_of_nothing_still_resumes_after_the_newest_index() -> None:
     out, err = io.StringIO(), io.StringIO()
-    printer = LogPrinter("normalized", out, err)
+    printer = LogPrinter(out, err)
     printer.print_tail(LogTail([], newest_index=41))
     assert printer.stream_after == 41
-    printer.print_frame(StreamFrame("replace", 40, _bash(status_success())))
-    assert out.getvalue() == ""
-
-
-def test_normalized_updates_print_only_when_the_text_changes() -> None:
-    out, err = io.StringIO(), io.StringIO()
-    printer = LogPrinter("normalized", out, err)
-    printer.print_tail(LogTail([LogEntry(5, _bash(status_created()))], 5))
-    # The stream restarts at the oldest entry shown, to catch an update made in between.
-    assert printer.stream_after == 4
-    printer.print_frame(StreamFrame("append", 5, _bash(status_created())))
-    printer.print_frame(StreamFrame("replace", 5, _bash(status_success())))
-    # Same text, other metadata (a streamed message's last restatement): nothing new to show.
-    restated = _bash(status_success())
-    restated["content"]["metadata"] = {"streaming": False}
-    printer.print_frame(StreamFrame("replace", 5, restated))
-    printer.print_frame(StreamFrame("append", 6, _payload(assistant_message_entry("ok"))))
-    printer.print_frame(StreamFrame("replace", 2, _payload(thinking_entry("older"))))
-    assert out.getvalue().splitlines() == [
-        "[tool Bash] pytest -q (created)",
-        "[tool Bash] (update) pytest -q (success)",
-        "[assistant] ok",
-    ]
-    assert err.getvalue() == ""
-    assert printer.last_index == 6
+    printer.print_frame(StreamFrame("replace", 40, _raw("STDOUT", "old")))
+    printer.print_frame(StreamFrame("append", 42, _raw("STDOUT", "new")))
+    assert out.getvalue() == "new\n"
+    assert printer.last_index == 42

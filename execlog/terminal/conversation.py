@@ -30,6 +30,7 @@ __all__ = [
     "EntryView",
     "LiveConversation",
     "PlainConversation",
+    "open_view",
     "shorten",
     "view_entry",
 ]
@@ -192,6 +193,17 @@ _DONE_MARKS: Final = {
 }
 
 
+def open_view(out: TextIO, *, plain: bool) -> ConversationView:
+    """Live drawing on a terminal; plain records into a pipe, a file, or with ``--plain``."""
+    if plain or not out.isatty():
+        return PlainConversation(out)
+    return LiveConversation(Console(file=out))
+
+
+def _state_of(view: EntryView) -> str:
+    return view.status_text if view.is_tool else view.text
+
+
 def _text_block(view: EntryView) -> Text:
     prefix, style = _TEXT_STYLES.get(view.kind, ("", ""))
     if view.kind == "entry" or view.kind not in _TEXT_STYLES:
@@ -227,11 +239,20 @@ class LiveConversation:
         self._console = console
         self._live = Live(console=console, refresh_per_second=12, transient=True, auto_refresh=True)
         self._entries: dict[int, EntryView] = {}  # not yet printed for good
+        self._printed: dict[int, str] = {}  # printed for good → the state printed
         self._highest = -1
         self._started = False
 
     def show(self, entry_index: int, payload: dict[str, Any]) -> None:
-        self._entries[entry_index] = view_entry(entry_index, payload)
+        view = view_entry(entry_index, payload)
+        if entry_index in self._printed:
+            # Already printed for good (a restatement, or a resumed stream): only a changed
+            # state is printed again.
+            if _state_of(view) != self._printed[entry_index]:
+                self._printed[entry_index] = _state_of(view)
+                self._print_for_good(_tool_done(view) if view.is_tool else _text_block(view))
+            return
+        self._entries[entry_index] = view
         self._highest = max(self._highest, entry_index)
         self._print_complete(final=False)
         self._redraw()
@@ -263,6 +284,7 @@ class LiveConversation:
             if not (final or self._complete(view)):
                 break  # keep the order: nothing is printed past an entry still changing
             del self._entries[index]
+            self._printed[index] = _state_of(view)
             self._print_for_good(_tool_done(view) if view.is_tool else _text_block(view))
 
     def _print_for_good(self, renderable: RenderableType) -> None:

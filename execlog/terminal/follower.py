@@ -16,16 +16,15 @@ import queue
 import sys
 import threading
 from collections.abc import Iterable
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
-
-from rich.console import Console
 
 from execlog.client import (
     ApprovalInfo,
     ClientError,
     ExeclogClient,
+    LogTail,
     ProcessInfo,
     ServerEvent,
     StreamFrame,
@@ -33,9 +32,16 @@ from execlog.client import (
 from execlog.console import LogPrinter
 from execlog.protocol import Channel
 from execlog.terminal.approvals import ApprovalDesk, ApprovalPolicy
-from execlog.terminal.conversation import ConversationView, LiveConversation, PlainConversation
+from execlog.terminal.conversation import ConversationView, open_view
 
-__all__ = ["EXIT_KILLED", "STEP_NAMES", "FollowOptions", "SessionFollower", "exit_code_of"]
+__all__ = [
+    "EXIT_KILLED",
+    "STEP_NAMES",
+    "FollowOptions",
+    "SessionFollower",
+    "exit_code_of",
+    "show_conversation",
+]
 
 EXIT_KILLED: Final = 130
 STEP_NAMES: Final = {
@@ -97,8 +103,6 @@ class SessionFollower:
         self._options = options
         self._out = out or sys.stdout
         self._err = err or sys.stderr
-        self._live = not options.plain and self._out.isatty()
-        self._console = Console(file=self._out) if self._live else None
         self._items: queue.Queue[_Item] = queue.Queue()
         self._view: ConversationView | None = None
         self._desk = ApprovalDesk(
@@ -113,7 +117,7 @@ class SessionFollower:
         self._chain_active = True
         self._followed: list[ProcessInfo] = []
         self._current: str | None = None
-        self._printer = LogPrinter("raw", self._out, self._err)
+        self._printer = LogPrinter(self._out, self._err)
         self._earlier: set[str] = set()  # a follow-up's session: processes before our turn
         self._subscribe_error: BaseException | None = None
         self._stream_ended: set[str] = set()
@@ -233,8 +237,10 @@ class SessionFollower:
             if self._options.normalized and process.run_reason == "codingagent"
             else "raw"
         )
-        self._view = self._new_view() if channel == "normalized" else None
-        self._printer = LogPrinter("raw", self._out, self._err)  # indexes start again
+        self._view = (
+            open_view(self._out, plain=self._options.plain) if channel == "normalized" else None
+        )
+        self._printer = LogPrinter(self._out, self._err)  # indexes start again
 
         def read_stream() -> None:
             try:
@@ -269,11 +275,6 @@ class SessionFollower:
         self._client.stop(self._current)
 
     # --- output ---------------------------------------------------------------------------
-
-    def _new_view(self) -> ConversationView:
-        if self._console is not None:
-            return LiveConversation(self._console)
-        return PlainConversation(self._out)
 
     def _render(self, frame: StreamFrame) -> None:
         if self._view is not None:
@@ -318,3 +319,31 @@ def exit_code_of(process: ProcessInfo) -> int:
     if code is None or code == 0:
         return 1
     return 128 - code if code < 0 else min(code, 255)
+
+
+def show_conversation(
+    client: ExeclogClient,
+    process_id: str,
+    history: LogTail,
+    view: ConversationView,
+    *,
+    follow: bool,
+) -> None:
+    """`execlog logs --normalized`: the history tail, then (``follow``) the live stream until
+    ``finished``. The stream restarts at the oldest entry shown, so that a change made between
+    the history read and the stream's start still arrives; the view shows each state once."""
+    try:
+        for item in history.entries:
+            view.show(item.entry_index, item.entry)
+        if not follow:
+            return
+        if history.entries:
+            after = history.entries[0].entry_index - 1
+        else:
+            after = -1 if history.newest_index is None else history.newest_index
+        frames = client.iter_stream(process_id, "normalized", after=after)
+        with closing(frames):
+            for frame in frames:
+                view.show(frame.entry_index, frame.entry)
+    finally:
+        view.finish()

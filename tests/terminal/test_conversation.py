@@ -114,3 +114,17 @@ def test_shorten_keeps_one_line() -> None:
     assert shorten("short", 10) == "short"
     assert shorten("a\nb", 10) == "a…"
     assert shorten("x" * 20, 10) == "x" * 9 + "…"
+
+
+def test_live_view_prints_an_entry_again_only_when_its_state_changes() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=80, color_system=None)
+    view = LiveConversation(console)
+    view.show(0, message("Hello."))
+    view.show(1, tool("ls", "success"))
+    # A resumed stream restates what was printed for good: nothing new.
+    view.show(0, message("Hello."))
+    view.show(1, tool("ls", "success"))
+    view.show(1, tool("ls", "failed"))
+    view.finish()
+    assert out.getvalue().splitlines() == ["Hello.", "✓ Bash  ls", "✗ Bash  ls  failed"]

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from execlog.client import ExeclogClient
 from execlog.console import UPDATE_MARK, format_normalized_entry
 from tests.conftest import LiveServer
+from tests.terminal.records import assert_each_state_once
 from tests.test_client import (
     GATED_SCRIPT,
     free_port,
@@ -190,27 +190,10 @@ def test_logs_normalized_tail_and_follow_of_a_running_demo_agent(
         assert wait_for_end(client, pid).status == "completed"
         final = client.fetch_tail(pid, "normalized")
     records = split_records(out)
-    newest_shown = tail.entries[-1].entry_index
+    # Nothing of the tail is printed again; every later entry once per state it was seen in.
     commit = next(r for r in expected_tail if "(pending approval)" in r)
-    commit_head = commit.removesuffix(" (pending approval)")
-    # The tail is not printed again; the waiting call's decision and result are one line each.
-    assert [r for r in records if r.startswith(commit_head)] == [
-        f"{commit_head} (approved)",
-        f"{commit_head} (success)",
-    ]
-    expected: Counter[str] = Counter()
-    for entry in final.entries:
-        if entry.entry_index <= newest_shown:
-            continue
-        text = format_normalized_entry(entry.entry)
-        if text.startswith("[tool "):
-            head = text.rsplit(" (", 1)[0]
-            expected.update([f"{head} (created)", text])
-        else:
-            expected[text] += 1  # a streamed message: once, whole
-    later = [r for r in records if not r.startswith(commit_head)]
-    assert Counter(later) == expected
-    assert not any(UPDATE_MARK in r for r in records)
+    assert f"{commit.removesuffix(' (pending approval)')} (success)" in records
+    assert_each_state_once(records, final.entries, after=tail.entries[-1].entry_index - 1)
     assert records[-1].startswith("[system] ")
 
 

@@ -158,7 +158,7 @@ class SessionFollower:
         self._processes[first.id] = first
         self._offer_pending_approvals()  # asked for before our subscription saw them
         self._start(first)
-        while self._current is not None or self._next_process() is not None or (self._chain_active):
+        while self._more_to_follow():
             try:
                 self._handle(self._wait_item())
                 self._advance()
@@ -167,6 +167,10 @@ class SessionFollower:
         return self._exit_code()
 
     # --- the loop -----------------------------------------------------------------------
+
+    def _more_to_follow(self) -> bool:
+        """A process is followed or due, or the server's chain may still start one."""
+        return self._current is not None or self._next_process() is not None or self._chain_active
 
     def _wait_item(self) -> _Item:
         while True:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, TextIO
+from typing import Any, Final, Protocol, TextIO, cast
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from execlog.console import describe_tool_status, format_normalized_entry, tool_subject
+from execlog.conversation import NormalizedEntry, is_open_tool_call
 
 __all__ = [
     "ConversationView",
@@ -35,8 +36,6 @@ __all__ = [
     "view_entry",
 ]
 
-# A tool call in one of these can still change: its result or a decision is to come.
-OPEN_TOOL_STATUSES: Final = frozenset({"created", "pending_approval"})
 _SHORT_SUBJECT_CHARS: Final = 80
 
 
@@ -52,14 +51,11 @@ class EntryView:
     subject: str = ""  # a tool call's command, path, query or URL
     status: str = ""  # a tool call's status name
     status_text: str = ""  # "success", "failed, exit code 1", "denied: not now", ...
+    is_open_tool: bool = False  # a tool call whose result or decision is still to come
 
     @property
     def is_tool(self) -> bool:
         return self.kind == "tool_use"
-
-    @property
-    def is_open_tool(self) -> bool:
-        return self.is_tool and self.status in OPEN_TOOL_STATUSES
 
     @property
     def short_subject(self) -> str:
@@ -98,6 +94,7 @@ def view_entry(index: int, payload: dict[str, Any]) -> EntryView:
         subject=tool_subject(entry_type, content),
         status=str((entry_type.get("status") or {}).get("status", "")),
         status_text=describe_tool_status(entry_type),
+        is_open_tool=is_open_tool_call(cast(NormalizedEntry, entry)),
     )
 
 

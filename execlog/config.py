@@ -150,6 +150,15 @@ class Settings(BaseSettings):
     writer_queue_rows: int = Field(
         20_000, ge=1, description="Rows queued for the writer before producers wait."
     )
+    db_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Every wait on the database has this deadline: a request that needs an unavailable "
+            "database answers 503 after it."
+        ),
+    )
     writer_queue_bytes: int = Field(
         33_554_432,
         ge=65_536,

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidCursorError",
     "ConflictError",
     "BackfillError",
+    "DatabaseUnavailableError",
 ]
 
 
@@ -64,3 +65,10 @@ class BackfillError(ExeclogError):
     """Legacy JSONL could not be turned into entries; the history is not served half-empty."""
 
     status = 500
+
+
+class DatabaseUnavailableError(ExeclogError):
+    """The database did not answer within ``EXECLOG_DB_TIMEOUT_SECONDS`` (locked, unreachable,
+    disk full): 503, never 500 (issue 9)."""
+
+    status = 503

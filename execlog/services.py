@@ -45,7 +45,9 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        engine = create_database_engine(settings.database_url)
+        engine = create_database_engine(
+            settings.database_url, timeout_seconds=settings.db_timeout_seconds
+        )
         entries = EntryStore(engine)
         legacy = LegacyLogStore(engine)
         repository = ProcessRepository(engine)

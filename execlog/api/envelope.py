@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from execlog.errors import ExeclogError
 from execlog.protocol import encode_json
+from execlog.storage.database import DATABASE_UNAVAILABLE_ERRORS
 
 __all__ = ["error_response", "install_error_handlers", "success_response"]
 
@@ -53,11 +54,21 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return error_response(exc.status_code, str(exc.detail))
 
+    async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+        # Locked, busy, unreachable, out of space or out of pooled connections: the request
+        # may succeed later, so 503 with the driver's reason (never SQL or parameters).
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        text = reason[0][:200] if reason else type(exc).__name__
+        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, text)
+        return error_response(503, f"database unavailable: {text}; try again later")
+
     async def on_unexpected_error(request: Request, exc: Exception) -> Response:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal server error")
 
     app.add_exception_handler(ExeclogError, on_execlog_error)
+    for error in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, on_database_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected_error)

@@ -40,7 +40,7 @@ from execlog.runner.lines import LineSplitter
 from execlog.runner.normalizers.base import EntryPatch, Normalizer, NormalizerEvent, SessionIdSeen
 from execlog.runner.pipeline import KEYED_ENTRIES_CAPACITY
 from execlog.storage.backfills import BackfillLedger, LedgerRow, LegacyProcess
-from execlog.storage.database import run_in_thread
+from execlog.storage.database import DATABASE_UNAVAILABLE_ERRORS, run_in_thread
 from execlog.storage.entries import EntryStats, EntryStore
 from execlog.storage.legacy import (
     JsonPatchMessage,
@@ -483,6 +483,8 @@ class LegacyBackfiller:
             return
         try:
             await self.backfill_process(process_id)
+        except DATABASE_UNAVAILABLE_ERRORS:
+            raise  # the database is unavailable: a 503 at the edge, not a failed backfill
         except Exception as exc:
             raise BackfillError(
                 f"log history backfill of execution process {process_id} failed: "

@@ -1,12 +1,16 @@
 """MsgStore: the bounded in-memory history of one process channel, and its live subscribers.
 
 Producers append and replace synchronously on the event loop; WebSocket handlers subscribe, take
-a snapshot, then read events. A slow subscriber is told to resync instead of slowing anyone down.
+a snapshot, then read events. A slow subscriber is told to resync instead of slowing anyone down:
+once it is more than ``queue_capacity`` events or ``queue_bytes`` bytes behind (issue 9: bounded
+in bytes, not only in events). A bounded log of replaced indexes lets a resync send only what the
+subscriber lacks.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -18,9 +22,12 @@ from execlog.protocol import (
     StoredEntry,
     encode_append_frame,
     encode_replace_frame,
+    now_ms,
 )
 
 __all__ = [
+    "DEFAULT_QUEUE_BYTES",
+    "REPLACED_LOG_CAPACITY",
     "LiveEvent",
     "MsgStore",
     "Resync",
@@ -34,6 +41,12 @@ EventKind = Literal["append", "replace", "finished"]
 # Below this many dead slots the held list is never compacted: shifting a short list costs more
 # in call overhead than the slots it frees.
 _MIN_COMPACT: Final = 64
+# Bytes of payload a subscriber may fall behind before it resyncs: with 1 MiB lines, 1,024
+# queued events would be a gigabyte per store.
+DEFAULT_QUEUE_BYTES: Final = 4 << 20
+# Replaces remembered for resyncs (seq and index, ~100 bytes each). A resync that reaches past
+# them asks the database which entries were updated since (updated_at).
+REPLACED_LOG_CAPACITY: Final = 4096
 
 
 class StoreFinishedError(RuntimeError):
@@ -104,12 +117,24 @@ class Subscription:
     ``with store.subscribe() as sub: ...``.
     """
 
-    __slots__ = ("_store", "_cursor", "_resync", "_closed", "_waiter", "__weakref__")
+    __slots__ = (
+        "_store",
+        "_cursor",
+        "_cursor_bytes",
+        "_cursor_time_ms",
+        "_resync",
+        "_closed",
+        "_waiter",
+        "__weakref__",
+    )
 
     def __init__(self, store: MsgStore) -> None:
         self._store = store
-        # seq of the last event this subscriber has received (in events or in a snapshot).
+        # seq of the last event this subscriber has received (in events or in a snapshot), the
+        # store's published byte count then, and the wall-clock time (for updated_at).
         self._cursor = store._seq
+        self._cursor_bytes = store._published_bytes
+        self._cursor_time_ms = now_ms()
         self._resync = False
         self._closed = False
         self._waiter: asyncio.Future[None] | None = None
@@ -121,19 +146,35 @@ class Subscription:
             return True
         if self._closed:
             return False
-        store = self._store
-        return store._seq - self._cursor > store._queue_capacity
+        return self._store._behind(self._cursor, self._cursor_bytes)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def cursor(self) -> int:
+        """seq of the last event received (in events or in a snapshot)."""
+        return self._cursor
+
+    @property
+    def cursor_time_ms(self) -> int:
+        """Wall-clock milliseconds when the cursor last moved: every change after it has a
+        later ``updated_at`` in the database."""
+        return self._cursor_time_ms
+
     def snapshot(self) -> Snapshot:
         """The held entries now; later ``next_events`` calls return only newer events."""
+        self._advance()
+        self._resync = False
+        store = self._store
+        return Snapshot(store.held_after(None), store._seq, store._finished)
+
+    def _advance(self) -> None:
         store = self._store
         self._cursor = store._seq
-        self._resync = False
-        return Snapshot(store.held_after(None), store._seq, store._finished)
+        self._cursor_bytes = store._published_bytes
+        self._cursor_time_ms = now_ms()
 
     async def next_events(self) -> list[LiveEvent] | Resync:
         """Wait for at least one event and return every unread one, ascending by ``seq``.
@@ -145,13 +186,12 @@ class Subscription:
         while True:
             if self._closed:
                 return []
-            unread = store._seq - self._cursor
-            if self._resync or unread > store._queue_capacity:
+            if self._resync or store._behind(self._cursor, self._cursor_bytes):
                 self._resync = True
                 return _RESYNC
-            if unread > 0:
+            if store._seq > self._cursor:
                 events = store._events_after(self._cursor)
-                self._cursor = store._seq
+                self._advance()
                 return events
             if store._finished:
                 return []
@@ -205,6 +245,7 @@ class MsgStore:
         "_max_bytes",
         "_max_entries",
         "_queue_capacity",
+        "_queue_bytes",
         "_jsons",
         "_sizes",
         "_offset",
@@ -217,6 +258,10 @@ class MsgStore:
         "_subscribers",
         "_events",
         "_events_base",
+        "_events_bytes",
+        "_published_bytes",
+        "_replaced",
+        "_replaced_forgotten",
         "_waiters",
         "admit",
         "__weakref__",
@@ -230,10 +275,11 @@ class MsgStore:
         max_bytes: int,
         max_entries: int,
         queue_capacity: int,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
         first_index: int = 0,
     ) -> None:
-        if max_bytes < 1 or max_entries < 1 or queue_capacity < 1:
-            raise ValueError("max_bytes, max_entries and queue_capacity must be at least 1")
+        if min(max_bytes, max_entries, queue_capacity, queue_bytes) < 1:
+            raise ValueError("max_bytes, max_entries and the queue bounds must be at least 1")
         if first_index < 0:
             raise ValueError(f"first_index must be >= 0, got {first_index}")
         self.process_id = process_id
@@ -241,6 +287,7 @@ class MsgStore:
         self._max_bytes = max_bytes
         self._max_entries = max_entries
         self._queue_capacity = queue_capacity
+        self._queue_bytes = queue_bytes
         # Held entries: _jsons[_head:] are indexes _offset + _head, ...; the slots before _head
         # are evicted (cleared to "" so the payload is freed) until an occasional compaction.
         self._jsons: list[str] = []
@@ -258,6 +305,11 @@ class MsgStore:
         # the same for one subscriber as for ten. _events[0].seq == _events_base.
         self._events: list[LiveEvent] = []
         self._events_base = 1
+        self._events_bytes = 0  # payload bytes of _events
+        self._published_bytes = 0  # payload bytes of every event published so far
+        # (seq, index) of recent replaces; seq of the newest one this log has forgotten.
+        self._replaced: deque[tuple[int, int]] = deque(maxlen=REPLACED_LOG_CAPACITY)
+        self._replaced_forgotten = 0
         self._waiters: list[asyncio.Future[None]] = []
         # Called with each new index before it is held or published: the durable index
         # reservation (runner/reservations.py) hooks in here.
@@ -304,6 +356,10 @@ class MsgStore:
             if self._held_bytes > self._max_bytes:
                 self._evict()
         self._seq += 1
+        replaced = self._replaced
+        if len(replaced) == REPLACED_LOG_CAPACITY:
+            self._replaced_forgotten = replaced[0][0]
+        replaced.append((self._seq, entry_index))
         if self._subscribers:
             self._publish(LiveEvent(self._seq, "replace", entry_index, entry_json))
 
@@ -343,14 +399,37 @@ class MsgStore:
         if not events:
             self._events_base = event.seq
         events.append(event)
+        size = len(event.entry_json)
+        self._published_bytes += size
+        self._events_bytes += size
         capacity = self._queue_capacity
-        if len(events) > 2 * capacity:
-            # A subscriber more than `capacity` events behind resyncs anyway.
-            drop = len(events) - capacity
-            del events[:drop]
-            self._events_base += drop
+        if len(events) > 2 * capacity or self._events_bytes > 2 * self._queue_bytes:
+            self._trim_events()
         if self._waiters:
             self._wake_waiters()
+
+    def _trim_events(self) -> None:
+        """Keep the longest suffix within both bounds: a subscriber further behind resyncs
+        anyway. Trimmed only at twice the bounds, so the shift is amortised O(1) per event."""
+        events = self._events
+        count = len(events)
+        held_bytes = self._events_bytes
+        drop = 0
+        while drop < count and (
+            count - drop > self._queue_capacity or held_bytes > self._queue_bytes
+        ):
+            held_bytes -= len(events[drop].entry_json)
+            drop += 1
+        del events[:drop]
+        self._events_base += drop
+        self._events_bytes = held_bytes
+
+    def _behind(self, cursor: int, cursor_bytes: int) -> bool:
+        """A subscriber at ``cursor`` has more unread than its queue may hold."""
+        return (
+            self._seq - cursor > self._queue_capacity
+            or self._published_bytes - cursor_bytes > self._queue_bytes
+        )
 
     def _wake_waiters(self) -> None:
         waiters = self._waiters
@@ -376,6 +455,7 @@ class MsgStore:
         if not self._subscribers:
             # Nothing is buffered while nobody subscribes, so the buffer never has a gap.
             self._events.clear()
+            self._events_bytes = 0
 
     def _discard_waiter(self, waiter: asyncio.Future[None]) -> None:
         try:
@@ -386,6 +466,13 @@ class MsgStore:
     def _events_after(self, seq: int) -> list[LiveEvent]:
         # Caller guarantees seq >= self._seq - queue_capacity, so they are all still buffered.
         return self._events[seq + 1 - self._events_base :]
+
+    def replaced_since(self, seq: int) -> set[int] | None:
+        """Indexes replaced by events after ``seq``; None when the bounded log no longer
+        reaches back that far (the caller then asks the database for ``updated_at``)."""
+        if seq < self._replaced_forgotten:
+            return None
+        return {index for event_seq, index in self._replaced if event_seq > seq}
 
     # --- reading held entries ---------------------------------------------------------------
 

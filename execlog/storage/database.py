@@ -4,18 +4,31 @@ PostgreSQL through psycopg 3. All SQL goes through SQLAlchemy Core so both diale
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from execlog.errors import ConfigError
 
-__all__ = ["create_database_engine", "normalize_database_url", "is_sqlite", "run_in_thread"]
+__all__ = [
+    "DATABASE_UNAVAILABLE_ERRORS",
+    "create_database_engine",
+    "normalize_database_url",
+    "is_sqlite",
+    "run_in_thread",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# What a database that is locked, busy, unreachable, out of space or out of pooled connections
+# raises: the request may succeed later (503 at the edge, retry in the writer), never a 500.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, PoolTimeoutError)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -39,8 +52,11 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_database_engine(url: str) -> Engine:
-    """An engine with the pragmas and pool that this service needs."""
+def create_database_engine(url: str, *, timeout_seconds: float | None = None) -> Engine:
+    """An engine with the pragmas and pool that this service needs. ``timeout_seconds``
+    (``EXECLOG_DB_TIMEOUT_SECONDS`` in the server) bounds every wait on the database: SQLite's
+    busy handler, PostgreSQL's connect, and the wait for a pooled connection."""
+    timeout = SQLITE_BUSY_TIMEOUT_MS / 1000 if timeout_seconds is None else timeout_seconds
     try:
         parsed = make_url(normalize_database_url(url))
     except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in the text
@@ -55,19 +71,28 @@ def create_database_engine(url: str) -> Engine:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             parsed,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": timeout},
             pool_size=8,
             max_overflow=8,
+            pool_timeout=timeout,
         )
-        event.listen(engine, "connect", _configure_sqlite_connection)
+        busy_timeout_ms = int(timeout * 1000)
+
+        def configure(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        event.listen(engine, "connect", configure)
         return engine
-    return create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True)
-
-
-def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+    return create_engine(
+        parsed,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=True,
+        pool_timeout=timeout,
+        connect_args={"connect_timeout": max(1, math.ceil(timeout))},
+    )

@@ -661,3 +661,75 @@ async def run_interleaving(
         reader.subscription.close()
     assert store.subscriber_count == 0
     assert store._events == []
+
+
+# --- bounded in bytes; the replaced-index log (issue 9) ---------------------------------------
+
+
+def byte_bounded_store(queue_bytes: int) -> MsgStore:
+    return MsgStore(
+        "11111111-1111-1111-1111-111111111111",
+        "raw",
+        max_bytes=1 << 30,
+        max_entries=1_000_000,
+        queue_capacity=1_000_000,
+        queue_bytes=queue_bytes,
+    )
+
+
+async def test_a_subscriber_resyncs_once_it_is_behind_by_its_byte_bound() -> None:
+    store = byte_bounded_store(10_000)
+    with store.subscribe() as subscription:
+        subscription.snapshot()
+        for _ in range(3):
+            store.append(json.dumps("x" * 3_000))
+        # 9 KB unread: within the bound, delivered as events.
+        assert len(await subscription.next_events()) == 3  # type: ignore[arg-type]
+        for _ in range(4):
+            store.append(json.dumps("x" * 3_000))
+        # 12 KB unread: past the byte bound although far below the event capacity.
+        assert subscription.overflowed
+        assert isinstance(await subscription.next_events(), Resync)
+        snapshot = subscription.snapshot()
+        assert len(snapshot.entries) == 7 and not subscription.overflowed
+
+
+def test_the_shared_event_buffer_is_bounded_in_bytes() -> None:
+    store = byte_bounded_store(50_000)
+    stalled = store.subscribe()
+    stalled.snapshot()
+    peak = 0
+    for _ in range(2_000):
+        store.append(json.dumps("y" * 1_000))
+        peak = max(peak, store._events_bytes)
+    # Trimmed at twice the bound, to the bound: never more than 2x plus one event.
+    assert peak <= 2 * 50_000 + 1_010
+    assert stalled.overflowed
+    stalled.close()
+
+
+def test_replaced_indexes_are_logged_and_the_log_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(msg_store_module, "REPLACED_LOG_CAPACITY", 8)
+    store = make_store()
+    for i in range(20):
+        store.append(json.dumps(i))
+    with store.subscribe() as subscription:
+        subscription.snapshot()
+        seen = subscription.cursor
+        store.replace(3, '"three"')
+        store.append('"new"')
+        store.replace(7, '"seven"')
+        store.replace(3, '"three again"')
+        assert store.replaced_since(seen) == {3, 7}
+        assert store.replaced_since(store._seq) == set()
+    store2 = make_store()
+    store2.append('"a"')
+    start = store2._seq
+    for i in range(8):
+        store2.replace(0, json.dumps(i))
+    assert store2.replaced_since(start) == {0}  # exactly the capacity: still known
+    store2.replace(0, '"one more"')
+    assert store2.replaced_since(start) is None  # the log forgot: ask the database
+    assert store2.replaced_since(store2._seq - 1) == {0}

@@ -95,6 +95,16 @@ _RANGE = (
     .where(_KEY & (_t.entry_index >= bindparam("start")) & (_t.entry_index < bindparam("stop")))
     .order_by(_t.entry_index)
 )
+_AT_INDEXES = (
+    select(*_PAYLOAD)
+    .where(_KEY & _t.entry_index.in_(bindparam("indexes", expanding=True)))
+    .order_by(_t.entry_index)
+)
+_UPDATED_SINCE = (
+    select(*_PAYLOAD)
+    .where(_KEY & (_t.entry_index <= bindparam("upto")) & (_t.updated_at >= bindparam("since")))
+    .order_by(_t.entry_index)
+)
 _ANY_BEFORE = select(literal(1)).where(_KEY & (_t.entry_index < bindparam("index"))).limit(1)
 # ORDER BY ... LIMIT 1 rather than min()/max(): a guaranteed single seek in the primary key on
 # both dialects, where aggregate shortcuts depend on the planner.
@@ -131,6 +141,9 @@ _PG_UPSERT_FROM_STAGING: Final = (
 _PG_STAGING_TYPES: Final = ("text", "text", "int8", "text")
 # Several chunks may share a transaction: each after the first empties the table first.
 _PG_EMPTY_STAGING: Final = f"TRUNCATE {_PG_STAGING}"
+
+# Indexes bound per IN (...) query: far below SQLite's variable limit.
+_INDEXES_PER_QUERY: Final = 500
 
 _R = TypeVar("_R")
 
@@ -275,6 +288,31 @@ class EntryStore:
         with self._reading() as connection:
             rows = connection.execute(_RANGE, params).all()
         return _to_entries(rows)
+
+    def fetch_indexes(
+        self, process_id: str, channel: Channel, indexes: Sequence[int]
+    ) -> list[StoredEntry]:
+        """The stored entries among ``indexes``, ascending (a resync's replaced entries)."""
+        found: list[StoredEntry] = []
+        wanted = sorted(set(indexes))
+        with self._reading() as connection:
+            for start in range(0, len(wanted), _INDEXES_PER_QUERY):
+                params = {
+                    "pid": process_id,
+                    "channel": channel,
+                    "indexes": wanted[start : start + _INDEXES_PER_QUERY],
+                }
+                found += _to_entries(connection.execute(_AT_INDEXES, params).all())
+        return found
+
+    def fetch_updated_since(
+        self, process_id: str, channel: Channel, upto: int, since_ms: int
+    ) -> list[StoredEntry]:
+        """Entries with index <= ``upto`` stored or updated at or after ``since_ms``, ascending:
+        what a resync re-sends when memory's log of replaced indexes no longer reaches back."""
+        params = {"pid": process_id, "channel": channel, "upto": upto, "since": since_ms}
+        with self._reading() as connection:
+            return _to_entries(connection.execute(_UPDATED_SINCE, params).all())
 
     def has_entries_before(self, process_id: str, channel: Channel, index: int) -> bool:
         params = {"pid": process_id, "channel": channel, "index": index}

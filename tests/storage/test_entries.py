@@ -270,3 +270,22 @@ def test_entry_store_basics_on_postgres(postgres_engine: Engine) -> None:
     assert store.has_entries_before(process_id, "raw", 1)
     assert [e.entry_index for e in store.fetch_entries_after(process_id, "raw", 47)] == [48, 49]
     assert [e.entry_index for e in store.fetch_range(process_id, "raw", 0, 2)] == [0, 1]
+
+
+def test_fetch_indexes_and_updated_since_serve_resyncs(engine: Engine) -> None:
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    with engine.begin() as connection:
+        store.upsert_entries(connection, rows_for(process_id, range(1200)), 1_000)
+    with engine.begin() as connection:
+        store.upsert_entries(
+            connection,
+            [EntryRow(process_id, "raw", index, '"later"') for index in (5, 700, 1100)],
+            2_000,
+        )
+    found = store.fetch_indexes(process_id, "raw", [1100, 5, 5, 999_999, *range(600, 1200)])
+    assert [e.entry_index for e in found] == [5, *range(600, 1200)]
+    assert found[0] == StoredEntry(5, '"later"')
+    updated = store.fetch_updated_since(process_id, "raw", 1000, 2_000)
+    assert updated == [StoredEntry(5, '"later"'), StoredEntry(700, '"later"')]
+    assert store.fetch_updated_since(process_id, "raw", 10, 2_001) == []

@@ -13,7 +13,17 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from execlog import __version__
-from execlog.api import approvals, downloads, events, logs, raw_search, retired, sessions, webui
+from execlog.api import (
+    approvals,
+    downloads,
+    events,
+    health,
+    logs,
+    raw_search,
+    retired,
+    sessions,
+    webui,
+)
 from execlog.api.envelope import install_error_handlers
 from execlog.api.security import SecurityMiddleware
 from execlog.api.webui import DEFAULT_STATIC_DIR, install_web_ui
@@ -133,7 +143,7 @@ def create_app(
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (sessions, logs, raw_search, downloads, approvals, events, retired):
+    for module in (sessions, logs, raw_search, downloads, approvals, events, retired, health):
         app.include_router(module.router)
     app.include_router(webui.config_router)
     install_web_ui(app, static_dir)

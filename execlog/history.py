@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from enum import StrEnum
 from typing import Final
 
-from execlog.errors import ProcessNotFoundError
+from execlog.errors import DatabaseUnavailableError, ProcessNotFoundError
 from execlog.live.msg_store import LiveEvent, MsgStore, Resync, Snapshot, Subscription
 from execlog.protocol import (
     FINISHED_FRAME,
@@ -46,10 +46,13 @@ BackfillHook = Callable[[str], Awaitable[None]]
 StoreView = Callable[[str, Channel], MsgStore | None]
 
 CATCH_UP_CHUNK: Final = 1000
-# A read that needs entries still queued for the writer waits at most this long for them;
-# issue 9 turns the timeout into the contract's 503 with EXECLOG_DB_TIMEOUT_SECONDS.
-FLUSH_DEADLINE_SECONDS: Final = 30.0
+# A read that needs entries still queued for the writer waits at most this long for them
+# (the server passes EXECLOG_DB_TIMEOUT_SECONDS), then answers 503.
+FLUSH_DEADLINE_SECONDS: Final = 5.0
 _KNOWN_IDS_CAPACITY: Final = 4096
+# updated_at is a commit time on the wall clock: a resync that asks the database what changed
+# since a moment looks a second further back, in case the clock stepped.
+_CLOCK_SLACK_MS: Final = 1000
 
 _FrameEncoder = Callable[[int, str], str]
 
@@ -146,9 +149,15 @@ class HistoryService:
 
     async def flush_writes(self) -> None:
         """Wait until what the writer has queued is committed, never longer than the deadline
-        (TimeoutError): a global flush behind a slow database must not hang a read."""
-        async with asyncio.timeout(self.flush_deadline_seconds):
-            await self._writer.flush()
+        (``EXECLOG_DB_TIMEOUT_SECONDS``): a global flush behind a locked or unreachable database
+        must not hang a read; it answers 503 instead (issue 9)."""
+        try:
+            async with asyncio.timeout(self.flush_deadline_seconds):
+                await self._writer.flush()
+        except TimeoutError:
+            raise DatabaseUnavailableError(
+                f"queued writes not committed within {self.flush_deadline_seconds:g} s"
+            ) from None
 
     async def ensure_process(self, process_id: str) -> None:
         """404 unless the process exists (a small cache spares the lookup on repeat calls)."""
@@ -264,16 +273,55 @@ class LogStream:
                 yield event.frame
 
     async def _resync(self, store: MsgStore, subscription: Subscription) -> AsyncIterator[str]:
-        """Everything above the last index sent (database, then memory) and everything held,
-        as ``replace`` frames: a client that upserts by index is then complete."""
+        """Only what the client lacks (issue 9), ascending, as ``replace`` frames: every entry
+        at or below the last index sent that was replaced after it was sent (memory's log of
+        replaced indexes; the database's ``updated_at`` once that log has forgotten), then
+        every entry above it (database below memory, then memory). A client that upserts by
+        index is then complete, and a slow one receives each entry about once."""
+        since_seq = subscription.cursor
+        since_ms = subscription.cursor_time_ms
         snapshot = subscription.snapshot()
-        async for frame in self._stored_frames(
-            self._last_sent, _first_held(snapshot, store), encode_replace_frame
-        ):
+        first_held = _first_held(snapshot, store)
+        last_sent = self._last_sent
+        stale = await self._replaced_entries(store, snapshot, first_held, since_seq, since_ms)
+        for frame in self._frames(stale, encode_replace_frame):
             yield frame
-        for frame in self._frames(snapshot.entries, encode_replace_frame):
+        async for frame in self._stored_frames(last_sent, first_held, encode_replace_frame):
+            yield frame
+        held = [entry for entry in snapshot.entries if entry.entry_index > last_sent]
+        for frame in self._frames(held, encode_replace_frame):
             yield frame
         self.phase = StreamPhase.ENDED if snapshot.finished else StreamPhase.LIVE
+
+    async def _replaced_entries(
+        self, store: MsgStore, snapshot: Snapshot, first_held: int, since_seq: int, since_ms: int
+    ) -> list[StoredEntry]:
+        """Entries at or below the last index sent that were replaced after it was sent, in
+        their newest form, ascending."""
+        last_sent = self._last_sent
+        if last_sent < 0:
+            return []
+        history = self._history
+        replaced = store.replaced_since(since_seq)
+        if replaced is None:
+            # The log no longer reaches back: the database knows what was updated since (its
+            # stamps are commit times, later than the change), memory has the newest held form.
+            await history.flush_writes()
+            stored = await history._entries.afetch_updated_since(
+                self._process_id, self._channel, last_sent, since_ms - _CLOCK_SLACK_MS
+            )
+            replaced = {entry.entry_index for entry in stored}
+        indexes = sorted(index for index in replaced if index <= last_sent)
+        evicted = [index for index in indexes if index < first_held]
+        entries: list[StoredEntry] = []
+        if evicted:
+            await history.flush_writes()
+            entries = await history._entries.afetch_indexes(
+                self._process_id, self._channel, evicted
+            )
+        held = snapshot.entries
+        entries += [held[index - first_held] for index in indexes if index >= first_held]
+        return entries
 
     # --- steps ------------------------------------------------------------------------------
 

@@ -24,8 +24,11 @@ __all__ = [
     "CHANNELS",
     "CLOSE_INVALID_REQUEST",
     "CLOSE_NORMAL",
+    "CLOSE_TRY_AGAIN_LATER",
     "CLOSE_NOT_FOUND",
     "CURSOR_MIN",
+    "INDEX_MAX",
+    "QUOTED_VALUE_MAX_CHARS",
     "LIMIT_MAX",
     "LIMIT_MIN",
     "MAX_CLOSE_REASON_BYTES",
@@ -33,6 +36,8 @@ __all__ = [
     "fit_close_reason",
     "is_whole_number",
     "parse_whole_number",
+    "quote_value",
+    "require_whole_number",
     "Channel",
     "FINISHED_FRAME",
     "HistoryPage",
@@ -112,9 +117,16 @@ LIMIT_MIN: Final = 1
 LIMIT_MAX: Final = 1000
 CURSOR_MIN: Final = 0
 AFTER_MIN: Final = -1
+# Indexes are 64-bit in the database: a cursor, after or around past this is out of range
+# (issue 9: 2^63 was an integer overflow, 500; a WebSocket dropped with 1006).
+INDEX_MAX: Final = 2**63 - 1
+# Error messages quote at most this much of a bad value (a 50 MB field was echoed whole).
+QUOTED_VALUE_MAX_CHARS: Final = 200
 
 # WebSocket close codes (CONTRACT.md, "WebSocket streams").
 CLOSE_NORMAL: Final = 1000
+# RFC 6455 / IANA "Try Again Later": the database did not answer within its deadline.
+CLOSE_TRY_AGAIN_LATER: Final = 1013
 CLOSE_INVALID_REQUEST: Final = 4400
 CLOSE_NOT_FOUND: Final = 4404
 NOT_FOUND_CLOSE_REASON: Final = "execution_process_not_found"
@@ -134,17 +146,42 @@ _WHOLE_NUMBER: Final = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 def is_whole_number(text: str) -> bool:
-    return _WHOLE_NUMBER.fullmatch(text) is not None
+    """Digits with an optional sign, and at most 19 significant ones: every number the contract
+    takes is below 2^63, and longer text is never converted (``int()`` of over 4,300 digits
+    raises, and a long one costs quadratic time)."""
+    return (
+        _WHOLE_NUMBER.fullmatch(text) is not None
+        and len(text.strip().lstrip("+-").lstrip("0")) <= 19
+    )
 
 
-def parse_whole_number(name: str, text: str, *, minimum: int, maximum: int | None = None) -> int:
-    """``text`` as an int within the bounds, or InvalidRequestError naming the parameter."""
+def require_whole_number(value: object) -> object:
+    """The rule as a pydantic ``BeforeValidator`` for query parameters (HTTP ``limit``,
+    ``cursor``): text that is not a whole number below 2^63 is refused before conversion."""
+    if isinstance(value, str) and not is_whole_number(value):
+        raise ValueError("must be a whole number below 2^63")
+    return value
+
+
+def parse_whole_number(name: str, text: str, *, minimum: int, maximum: int = INDEX_MAX) -> int:
+    """``text`` as an int within the bounds (at most ``INDEX_MAX`` unless told otherwise), or
+    InvalidRequestError naming the parameter and quoting at most 200 characters of it."""
     if is_whole_number(text):
         value = int(text)
-        if value >= minimum and (maximum is None or value <= maximum):
+        if minimum <= value <= maximum:
             return value
-    bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-    raise InvalidRequestError(f"{name} must be an integer {bounds}, got {text!r}")
+    raise InvalidRequestError(
+        f"{name} must be an integer between {minimum} and {maximum}, got {quote_value(text)}"
+    )
+
+
+def quote_value(value: object) -> str:
+    """``repr`` of a bad value for an error message, cut to ``QUOTED_VALUE_MAX_CHARS``."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= QUOTED_VALUE_MAX_CHARS:
+        return repr(text) if isinstance(value, str) else text
+    shown = text[:QUOTED_VALUE_MAX_CHARS]
+    return f"{shown!r}... ({len(text)} characters)" if isinstance(value, str) else shown + "..."
 
 
 # --- entry payloads -------------------------------------------------------------------------

@@ -68,7 +68,13 @@ class Services:
             settings, repository, registry, writer, bus, ownership, lease.server_id
         )
         writer.on_rejected = supervisor.report_write_error
-        history = HistoryService(entries, registry.store, writer, repository)
+        history = HistoryService(
+            entries,
+            registry.store,
+            writer,
+            repository,
+            flush_deadline_seconds=settings.db_timeout_seconds,
+        )
         backfiller = LegacyBackfiller.create(
             engine,
             max_line_bytes=settings.max_line_bytes,

@@ -9,6 +9,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from execlog.errors import InvalidRequestError
+from execlog.protocol import quote_value
 from execlog.services import Services
 
 __all__ = ["ServicesDep", "parse_id"]
@@ -27,4 +28,6 @@ def parse_id(value: str, what: str) -> str:
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise InvalidRequestError(f"malformed {what} id {value!r}: expected a UUID") from None
+        raise InvalidRequestError(
+            f"malformed {what} id {quote_value(value)}: expected a UUID"
+        ) from None

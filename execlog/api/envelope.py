@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from execlog.errors import ExeclogError
-from execlog.protocol import encode_json
-from execlog.storage.database import DATABASE_UNAVAILABLE_ERRORS
+from execlog.protocol import encode_json, quote_value
+from execlog.storage.database import DATABASE_UNAVAILABLE_ERRORS, describe_database_error
 
 __all__ = ["error_response", "install_error_handlers", "success_response"]
 
@@ -36,7 +36,12 @@ def _describe_validation_error(exc: RequestValidationError) -> str:
         location = [str(part) for part in error.get("loc", ()) if part != "body"]
         where = " ".join(location) if location else "request body"
         given = error.get("input")
-        shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
+        # At most QUOTED_VALUE_MAX_CHARS of the value: a 50 MB field was echoed whole.
+        shown = (
+            ""
+            if isinstance(given, dict | list) or given is None
+            else f" (got {quote_value(given)})"
+        )
         parts.append(f"{where}: {error.get('msg', 'invalid')}{shown}")
     return "invalid request: " + "; ".join(parts)
 
@@ -57,8 +62,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_database_unavailable(request: Request, exc: Exception) -> Response:
         # Locked, busy, unreachable, out of space or out of pooled connections: the request
         # may succeed later, so 503 with the driver's reason (never SQL or parameters).
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        text = reason[0][:200] if reason else type(exc).__name__
+        text = describe_database_error(exc)
         logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, text)
         return error_response(503, f"database unavailable: {text}; try again later")
 
@@ -67,7 +71,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal server error")
 
     app.add_exception_handler(ExeclogError, on_execlog_error)
-    for error in DATABASE_UNAVAILABLE_ERRORS:
+    for error in DATABASE_UNAVAILABLE_ERRORS:  # DatabaseUnavailableError too: more specific
         app.add_exception_handler(error, on_database_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -20,6 +20,7 @@ from execlog.protocol import (
     CLOSE_INVALID_REQUEST,
     CLOSE_NORMAL,
     CLOSE_NOT_FOUND,
+    CLOSE_TRY_AGAIN_LATER,
     NOT_FOUND_CLOSE_REASON,
     Channel,
     encode_history_page,
@@ -27,6 +28,7 @@ from execlog.protocol import (
     parse_whole_number,
 )
 from execlog.services import Services
+from execlog.storage.database import DATABASE_UNAVAILABLE_ERRORS, describe_database_error
 
 __all__ = ["router"]
 
@@ -118,10 +120,18 @@ async def _serve_stream(websocket: WebSocket, process_id: str, channel: Channel)
 
 
 async def _send(websocket: WebSocket, stream: LogStream) -> None:
-    """Every frame of the stream (``finished`` last), then close 1000."""
-    async with contextlib.aclosing(stream.frames()) as frames:
-        async for frame in frames:
-            await websocket.send_text(frame)
+    """Every frame of the stream (``finished`` last), then close 1000; close 1013 (try again
+    later) when the database does not answer within its deadline."""
+    try:
+        async with contextlib.aclosing(stream.frames()) as frames:
+            async for frame in frames:
+                await websocket.send_text(frame)
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        await websocket.close(
+            CLOSE_TRY_AGAIN_LATER,
+            fit_close_reason(f"database unavailable: {describe_database_error(exc)}"),
+        )
+        return
     await websocket.close(CLOSE_NORMAL)
 
 

@@ -14,15 +14,9 @@ from pydantic import BeforeValidator
 
 from execlog.errors import InvalidRequestError
 from execlog.history import cursor_around
-from execlog.protocol import CURSOR_MIN, LIMIT_MAX, LIMIT_MIN, is_whole_number
+from execlog.protocol import CURSOR_MIN, INDEX_MAX, LIMIT_MAX, LIMIT_MIN, require_whole_number
 
 __all__ = ["AroundQuery", "CursorQuery", "LimitQuery", "page_cursor"]
-
-
-def _require_whole_number(value: object) -> object:
-    if isinstance(value, str) and not is_whole_number(value):
-        raise ValueError("must be a whole number")
-    return value
 
 
 LimitQuery = Annotated[
@@ -30,23 +24,28 @@ LimitQuery = Annotated[
     Query(
         ge=LIMIT_MIN, le=LIMIT_MAX, description="Entries per page (default 200 raw, 20 normalized)."
     ),
-    BeforeValidator(_require_whole_number),
+    BeforeValidator(require_whole_number),
 ]
 CursorQuery = Annotated[
     int | None,
-    Query(ge=CURSOR_MIN, description="Return the newest entries whose index is below this."),
-    BeforeValidator(_require_whole_number),
+    Query(
+        ge=CURSOR_MIN,
+        le=INDEX_MAX,
+        description="Return the newest entries whose index is below this.",
+    ),
+    BeforeValidator(require_whole_number),
 ]
 AroundQuery = Annotated[
     int | None,
     Query(
         ge=CURSOR_MIN,
+        le=INDEX_MAX,
         description=(
             "Instead of `cursor`: the page of `limit` entries centred on this entry index "
             "(permalinks); `has_more` and `next_cursor` as for any page."
         ),
     ),
-    BeforeValidator(_require_whole_number),
+    BeforeValidator(require_whole_number),
 ]
 
 
@@ -57,4 +56,5 @@ def page_cursor(limit: int, cursor: int | None, around: int | None) -> int | Non
         return cursor
     if cursor is not None:
         raise InvalidRequestError("cursor and around cannot be combined: name one of them")
-    return cursor_around(around, limit)
+    # Past the last 64-bit index is the same page as at it (the database stores 64 bits).
+    return min(cursor_around(around, limit), INDEX_MAX)

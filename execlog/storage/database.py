@@ -14,10 +14,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from execlog.errors import ConfigError
+from execlog.errors import ConfigError, DatabaseUnavailableError
 
 __all__ = [
     "DATABASE_UNAVAILABLE_ERRORS",
+    "describe_database_error",
     "create_database_engine",
     "normalize_database_url",
     "is_sqlite",
@@ -28,7 +29,18 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 # What a database that is locked, busy, unreachable, out of space or out of pooled connections
 # raises: the request may succeed later (503 at the edge, retry in the writer), never a 500.
-DATABASE_UNAVAILABLE_ERRORS = (OperationalError, PoolTimeoutError)
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, PoolTimeoutError, DatabaseUnavailableError)
+
+# The most of a database error message that is logged, reported or answered.
+_ERROR_TEXT_CHARS = 200
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """The driver's own message, first line, cut: SQLAlchemy's wrapper text would carry the SQL
+    and its parameters, i.e. payloads."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0][:_ERROR_TEXT_CHARS] if lines else type(exc).__name__
+
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

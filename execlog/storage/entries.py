@@ -373,6 +373,16 @@ class EntryStore:
     ) -> list[StoredEntry]:
         return await run_in_thread(self.fetch_entries_after, process_id, channel, after, limit)
 
+    async def afetch_indexes(
+        self, process_id: str, channel: Channel, indexes: Sequence[int]
+    ) -> list[StoredEntry]:
+        return await run_in_thread(self.fetch_indexes, process_id, channel, indexes)
+
+    async def afetch_updated_since(
+        self, process_id: str, channel: Channel, upto: int, since_ms: int
+    ) -> list[StoredEntry]:
+        return await run_in_thread(self.fetch_updated_since, process_id, channel, upto, since_ms)
+
     async def afetch_range(
         self, process_id: str, channel: Channel, start: int, stop: int
     ) -> list[StoredEntry]:

@@ -32,6 +32,7 @@ from execlog.allocator import release_free_memory
 from execlog.config import LogPersistence
 from execlog.errors import ExeclogError
 from execlog.protocol import legacy_line_from_entry, now_ms
+from execlog.storage.database import describe_database_error
 from execlog.storage.entries import EntryRow, EntryStore
 from execlog.storage.legacy import LegacyLogStore
 
@@ -62,8 +63,6 @@ LEGACY_ROW_BYTES: Final = 1 << 20
 # been idle for IDLE_TRIM_SECONDS (a flood is over).
 TRIM_AFTER_BYTES: Final = 64 << 20
 IDLE_TRIM_SECONDS: Final = 1.0
-# The most of a database error message that is logged or reported (never a payload).
-_ERROR_TEXT_CHARS: Final = 200
 
 # (process id, reason): a write of that process was dropped after a permanent error.
 RejectedWriteHandler = Callable[[str, str], None]
@@ -152,6 +151,8 @@ class LogWriter:
 
         self._pending: list[WriteOp] = []
         self._pending_bytes = 0
+        self._inflight_rows = 0  # the group being committed
+        self._inflight_bytes = 0
         self._first_queued_at = 0.0
         self._submitted = 0  # ops accepted so far
         self._committed = 0  # ops covered by committed groups
@@ -199,9 +200,10 @@ class LogWriter:
         return self._pending_bytes
 
     def health(self) -> WriterHealth:
+        """Rows and bytes not yet committed: queued, and in the group being committed."""
         return WriterHealth(
-            len(self._pending),
-            self._pending_bytes,
+            len(self._pending) + self._inflight_rows,
+            self._pending_bytes + self._inflight_bytes,
             self._last_error,
             self._disk_full,
             self.rejected_writes,
@@ -333,6 +335,7 @@ class LogWriter:
                 async with self._space:
                     self._space.notify_all()
                 await self._commit_with_retry(group)
+                self._inflight_rows = self._inflight_bytes = 0
                 self._committed += len(group)
                 self.committed_groups += 1
                 self.committed_rows += len(group)
@@ -368,6 +371,8 @@ class LogWriter:
             del pending[:count]
             self._first_queued_at = time.monotonic()  # the rest is due after max_delay too
         self._pending_bytes -= taken
+        self._inflight_rows = count
+        self._inflight_bytes = taken
         self._bytes_since_trim += taken
         self.largest_group_bytes = max(self.largest_group_bytes, taken)
         return group
@@ -450,7 +455,7 @@ class LogWriter:
             return
 
     def _note_transient_error(self, exc: Exception) -> None:
-        self._last_error = _error_text(exc)
+        self._last_error = describe_database_error(exc)
         if _is_disk_full(exc) and not self._disk_full:
             self._disk_full = True
             logger.error(
@@ -474,7 +479,7 @@ class LogWriter:
                 [LegacyLineWrite(op.process_id, line) for line in op.line.split("\n")]
             )
             return
-        reason = _error_text(exc)
+        reason = describe_database_error(exc)
         self.rejected_writes += 1
         what = (
             f"entry {op.channel} #{op.entry_index}"
@@ -554,11 +559,3 @@ def _is_disk_full(exc: Exception) -> bool:
     text = str(getattr(exc, "orig", exc)).lower()
     # SQLite: SQLITE_FULL; PostgreSQL: SQLSTATE 53100 disk_full ("No space left on device").
     return "disk is full" in text or "no space left" in text or "53100" in text
-
-
-def _error_text(exc: Exception) -> str:
-    """The driver's own message, cut: SQLAlchemy's wrapper text would carry the SQL and its
-    parameters, i.e. payloads."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
-    return first[:_ERROR_TEXT_CHARS]

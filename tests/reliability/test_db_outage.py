@@ -13,9 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.api.helpers import create_session, script_body, wait_for_process_end, walk_history
-from tests.api.test_logs_ws import http_client, start_held_process, wait_until
+from tests.api.test_logs_ws import (
+    http_client,
+    receive_frame,
+    start_held_process,
+    stream_url,
+    wait_until,
+)
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
@@ -53,6 +60,11 @@ async def test_requests_answer_within_the_deadline_during_a_write_lock(
             base = "/api/execution-processes"
             checks = {
                 "memory tail": client.get(f"{base}/{running_id}/raw-logs/v2", params={"limit": 20}),
+                # Evicted entries of a running process: the writer's queue must be flushed first.
+                "evicted page": client.get(
+                    f"{base}/{running_id}/raw-logs/v2", params={"limit": 50, "cursor": 100}
+                ),
+                "health": client.get("/api/health"),
                 "stored page": client.get(f"{base}/{ended_id}/raw-logs/v2", params={"limit": 50}),
                 "new session": client.post("/api/sessions", json=script_body("print(1)")),
                 "process": client.get(f"{base}/{ended_id}"),
@@ -66,8 +78,17 @@ async def test_requests_answer_within_the_deadline_during_a_write_lock(
                 if response.status_code == 503:
                     assert "database" in response.json()["message"], name
             assert results["memory tail"][0].status_code == 200
+            health = results["health"][0].json()["data"]
+            assert health["writer_queue_rows"] > 0 and health["running_processes"] == 1
+            # A stream that needs the database: within the deadline, entries or close 1013.
+            stream_started = time.monotonic()
+            async with connect(stream_url(server, running_id, after=10)) as ws:
+                while (frame := await receive_frame(ws)) is not None:
+                    assert frame["type"] != "finished" or frame
+            assert time.monotonic() - stream_started < DB_TIMEOUT + SLACK
+            assert ws.close_code in (1000, 1013), ws.close_code
             assert results["new session"][0].status_code == 503
-            assert time.monotonic() - lock_started < LOCK_SECONDS
+            assert server.services.writer.health().queue_rows > 0  # still held back
             remaining = LOCK_SECONDS - (time.monotonic() - lock_started)
             await asyncio.sleep(max(0.0, remaining))
         finally:

@@ -299,3 +299,46 @@ async def test_megabyte_lines_behind_a_20s_lock_in_dual_mode_lose_nothing(
         if isinstance(m, StdoutMessage)
     ]
     assert "".join(texts).count("\n") == lines
+
+
+async def test_health_reports_a_full_disk_and_its_end(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    server = live_server()
+    async with http_client(server) as client:
+        healthy = (await client.get("/api/health")).json()["data"]
+        assert healthy["database"] == "ok" and healthy["disk_full"] is False
+        assert {
+            "writer_queue_rows",
+            "writer_queue_bytes",
+            "running_processes",
+            "history_bytes",
+            "subscribers",
+        } <= healthy.keys()
+        engine = server.services.engine
+        with engine.connect() as connection:
+            pages = int(connection.exec_driver_sql("PRAGMA page_count").scalar_one())
+        limits = ConnectionLimits(engine)
+        engine.pool.dispose()
+        limits.max_pages = pages + 2
+        gate = tmp_path / "gate"
+        code = (
+            "import os, time\n"
+            "for i in range(2000): print(str(i) * 500)\n"
+            f"while not os.path.exists({str(gate)!r}): time.sleep(0.01)\n"
+        )
+        session = await create_session(client, script_body(code))
+        process_id = session["processes"][0]["id"]
+        writer = server.services.writer
+        await wait_until(lambda: writer.health().disk_full, timeout=30)
+        full = (await client.get("/api/health")).json()["data"]
+        assert full["disk_full"] is True and full["database"].startswith("disk full")
+        assert full["writer_queue_rows"] > 0 and full["running_processes"] == 1
+        assert full["history_bytes"] > 0
+        limits.max_pages = None
+        gate.touch()
+        assert (await wait_for_process_end(client, process_id))["status"] == "completed"
+        back = (await client.get("/api/health")).json()["data"]
+        assert back["database"] == "ok" and back["disk_full"] is False
+        assert back["writer_queue_rows"] == 0 and back["running_processes"] == 0
+        assert len(await walk_history(client, process_id, "raw", 1000)) == 2000

@@ -34,6 +34,7 @@ ERROR_TREE = {
     "InvalidCursorError": "InvalidRequestError",
     "ConflictError": "ExeclogError",
     "BackfillError": "ExeclogError",
+    "DatabaseUnavailableError": "ExeclogError",
 }
 CLIENT_ERROR_TREE = {
     "ClientError": "Exception",
@@ -70,4 +71,5 @@ def test_http_statuses_of_the_error_tree() -> None:
         "InvalidCursorError": 400,
         "ConflictError": 409,
         "BackfillError": 500,
+        "DatabaseUnavailableError": 503,
     }

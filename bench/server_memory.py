@@ -14,7 +14,6 @@ the same rows (target >= 100 MB/s and >= 0.5x).
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.report import rss_bytes
 from bench.serverproc import ServerProcess, read_cpu_seconds, run_server
 from execlog.config import Settings
+from execlog.protocol import encode_raw_entry
 
 __all__ = ["NAME", "BudgetRun", "LoadRun", "run", "run_budget", "run_load"]
 
@@ -422,16 +422,15 @@ def measure_kilobyte_ingest(rows: int) -> dict[str, Any]:
     process_id = "00000000-0000-4000-8000-000000000001"
     body = "k" * (INGEST_LINE_BYTES - 30)
     lines = [f"{index:08d} {body}" for index in range(rows)]
-    payloads = [json.dumps({"type": "STDOUT", "content": line}) for line in lines]
-    legacy = [json.dumps({"Stdout": line + "\n"}) for line in lines]
+    payloads = [encode_raw_entry("stdout", line) for line in lines]
     megabytes = sum(map(len, payloads)) / MB
     with tempfile.TemporaryDirectory(prefix="execlog-bench-") as directory:
         paths = {name: Path(directory) / f"{name}.db" for name in ("plain", "entries", "dual")}
         for path in paths.values():
             create_schema(path)
         plain = measure_plain_executemany(paths["plain"], process_id, payloads)
-        entries = measure_sqlite_writer(paths["entries"], process_id, payloads, legacy, "entries")
-        dual = measure_sqlite_writer(paths["dual"], process_id, payloads, legacy, "dual")
+        entries = measure_sqlite_writer(paths["entries"], process_id, payloads, "entries")
+        dual = measure_sqlite_writer(paths["dual"], process_id, payloads, "dual")
     plain_mb = plain * megabytes / rows
     entries_mb = float(entries["rows_per_s"]) * megabytes / rows
     return {

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from execlog.allocator import release_free_memory
 from execlog.config import LogPersistence
@@ -551,8 +551,12 @@ def _legacy_rows(lines: list[str]) -> list[list[str]]:
 
 def _is_permanent(exc: Exception) -> bool:
     """Errors that the same write will hit again however often it is retried: a value too big
-    for the database (SQLite's "string or blob too big" is a DataError) or a constraint."""
-    return isinstance(exc, DataError | IntegrityError)
+    for the database (SQLite's "string or blob too big" is a DataError), a constraint, or an
+    error of our own code on the write (a payload it cannot turn into legacy JSONL, say). Any
+    other database error (locked, busy, full, gone, a table missing) may pass: retried."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    return not isinstance(exc, SQLAlchemyError)
 
 
 def _is_disk_full(exc: Exception) -> bool:

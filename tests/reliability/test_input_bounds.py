@@ -27,10 +27,11 @@ async def test_out_of_range_numbers_are_refused_with_short_messages(
         pid = session["processes"][0]["id"]
         await wait_for_process_end(client, pid)
         url = f"/api/execution-processes/{pid}/raw-logs/v2"
-        ok = await client.get(url, params={"cursor": str(INDEX_MAX)})
-        assert ok.status_code == 200 and len(ok.json()["data"]["entries"]) == 5
+        for name in ("cursor", "around"):
+            ok = await client.get(url, params={name: str(INDEX_MAX)})
+            assert ok.status_code == 200 and len(ok.json()["data"]["entries"]) == 5, ok.text
         for value in TOO_BIG:
-            for name in ("cursor", "limit"):
+            for name in ("cursor", "limit", "around"):
                 response = await client.get(url, params={name: value})
                 assert response.status_code == 400, (name, value[:30], response.text[:300])
                 message = response.json()["message"]

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from execlog.storage.database import run_in_thread
+
 __all__ = [
     "PROCESS_ID_VARIABLE",
     "Descendants",
@@ -105,7 +107,7 @@ async def recent_processes(max_age: float) -> dict[int, ProcStat]:
     if 0 <= loop.time() - _SharedScan.taken_at <= max_age:  # (another loop's clock: rescan)
         return _SharedScan.table
     if _SharedScan.pending is None or _SharedScan.pending.get_loop() is not loop:
-        _SharedScan.pending = asyncio.ensure_future(asyncio.to_thread(scan_processes))
+        _SharedScan.pending = asyncio.ensure_future(run_in_thread(scan_processes))
     pending = _SharedScan.pending
     table = await asyncio.shield(pending)
     if _SharedScan.pending is pending:
@@ -148,7 +150,7 @@ async def reap_orphans_periodically(keep: Callable[[], Iterable[int]]) -> None:
     is never taken from the code that waits for it."""
     while True:
         await asyncio.sleep(REAP_INTERVAL_SECONDS)
-        table = await asyncio.to_thread(scan_processes)
+        table = await run_in_thread(scan_processes)
         reap_orphans(table, keep())
 
 
@@ -237,7 +239,7 @@ class Descendants:
         return sorted((table[pid] for pid in members), key=lambda s: s.pid != self.root)
 
     async def refresh_now(self, *, by_environment: bool = False) -> list[ProcStat]:
-        table = await asyncio.to_thread(scan_processes)
+        table = await run_in_thread(scan_processes)
         return self.refresh(table, by_environment=by_environment)
 
     async def terminate(self, grace_seconds: float) -> None:

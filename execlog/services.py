@@ -15,6 +15,7 @@ from execlog.jobs.lease import ServerLease
 from execlog.jobs.retention import LegacyRetention
 from execlog.runner.registry import ProcessRegistry
 from execlog.runner.supervisor import Supervisor
+from execlog.storage.backfills import BackfillLedger
 from execlog.storage.database import create_database_engine
 from execlog.storage.entries import EntryStore
 from execlog.storage.legacy import LegacyLogStore
@@ -65,7 +66,14 @@ class Services:
         ownership = OwnershipStore(engine)
         lease = ServerLease(ownership, settings.lease_heartbeat_seconds)
         supervisor = Supervisor(
-            settings, repository, registry, writer, bus, ownership, lease.server_id
+            settings,
+            repository,
+            registry,
+            writer,
+            bus,
+            ownership,
+            lease.server_id,
+            BackfillLedger(engine),
         )
         writer.on_rejected = supervisor.report_write_error
         history = HistoryService(

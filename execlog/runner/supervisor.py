@@ -36,6 +36,8 @@ from execlog.runner.executors import build_argv, create_normalizer
 from execlog.runner.pipeline import ProcessPipeline
 from execlog.runner.registry import ProcessRegistry, RunningProcess
 from execlog.runner.reservations import FIRST_BLOCK, IndexReservation
+from execlog.storage.backfills import BackfillLedger, LedgerRow
+from execlog.storage.database import run_in_thread
 from execlog.storage.ownership import OwnershipStore
 from execlog.storage.processes import (
     ProcessRecord,
@@ -78,8 +80,10 @@ class Supervisor:
         bus: EventBus[SessionEvent],
         ownership: OwnershipStore,
         server_id: str,
+        ledger: BackfillLedger,
     ) -> None:
         self._settings = settings
+        self._ledger = ledger
         self._ownership = ownership
         self._server_id = server_id
         self._repository = repository
@@ -344,6 +348,7 @@ class Supervisor:
         record = running.record
         try:
             await running.pipeline.finish()
+            await self._record_complete_history(running)
         finally:
             record.status = status
             record.exit_code = exit_code
@@ -354,6 +359,19 @@ class Supervisor:
             self._registry.close(record.id)
             running.done.set()
             self._bus.publish(ProcessUpdated.of(record))
+
+    async def _record_complete_history(self, running: RunningProcess) -> None:
+        """In ``dual`` mode the entry rows and the JSONL were committed together: tell the
+        backfill ledger so, or the first read (and every start-up) of this process would replay
+        its whole JSONL to find nothing to do, and retention would never clean it."""
+        if not (self._writer.writes_entries and self._writer.writes_legacy):
+            return
+        raw_count, normalized_count = running.raw.next_index, running.normalized.next_index
+        row = LedgerRow(running.process_id, raw_count, normalized_count, 0, 0, now_ms())
+        try:
+            await run_in_thread(self._ledger.record, row)
+        except Exception as exc:  # the backfill then checks the process itself: never fatal
+            logger.warning("process %s: backfill ledger not recorded: %s", running.process_id, exc)
 
     async def _record_agent_session_id(self, record: ProcessRecord, agent_session_id: str) -> None:
         record.agent_session_id = agent_session_id

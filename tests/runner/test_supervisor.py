@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from execlog.jobs.orphans import ORPHAN_NOTE, orphan_note
 from execlog.protocol import encode_json
 from execlog.runner.reservations import FIRST_BLOCK
+from execlog.storage.backfills import BackfillLedger
 from execlog.storage.legacy import (
     FinishedMessage,
     JsonPatchMessage,
@@ -212,3 +213,24 @@ async def test_legacy_mode_writes_no_entry_rows_but_keeps_the_session_id(
     messages = list(LegacyLogStore(app.state.services.engine).read_messages(pid))
     assert any(isinstance(m, SessionIdMessage) for m in messages)
     assert app.state.services.repository.fetch_turn(pid)["agent_session_id"]
+
+
+async def test_dual_mode_records_complete_history_for_the_backfill(
+    app_client: Callable[..., Any],
+) -> None:
+    """A process whose entries and JSONL were committed together is never replayed: its first
+    read (and every start-up) finds it checked, and retention may clean its JSONL."""
+    app, pid = await _run_demo(app_client, "dual")
+    services = app.state.services
+    row = BackfillLedger(services.engine).fetch(pid)
+    assert row is not None
+    assert row.raw_entries == services.entries.fetch_stats(pid, "raw").count > 0
+    assert row.normalized_entries == services.entries.fetch_stats(pid, "normalized").count > 0
+    assert pid not in {p.process_id for p in BackfillLedger(services.engine).fetch_pending()}
+
+
+async def test_entries_mode_records_nothing_for_the_backfill(
+    app_client: Callable[..., Any],
+) -> None:
+    app, pid = await _run_demo(app_client, "entries")
+    assert BackfillLedger(app.state.services.engine).fetch(pid) is None

@@ -8,13 +8,23 @@ from __future__ import annotations
 from typing import Any, Final, TextIO
 
 from execlog.client import LogEntry, LogTail, StreamFrame
+from execlog.conversation import (
+    NormalizedEntry,
+    denial_reason,
+    entry_kind,
+    entry_of_payload,
+    error_kind,
+    failed_exit_code,
+    tool_name,
+    tool_status_name,
+    tool_subject,
+)
 
 __all__ = [
     "UPDATE_MARK",
     "LogPrinter",
     "describe_tool_status",
     "format_normalized_entry",
-    "tool_subject",
 ]
 
 UPDATE_MARK: Final = "(update)"
@@ -26,35 +36,27 @@ _LABELS: Final = {
     "system_message": "system",
     "error_message": "error",
 }
-# What a tool call is about, per action, when the entry's own content is empty.
-_ACTION_SUBJECTS: Final = {
-    "command_run": "command",
-    "file_read": "path",
-    "file_edit": "path",
-    "search": "query",
-    "web_fetch": "url",
-    "other": "description",
-}
 
 
 def format_normalized_entry(payload: dict[str, Any], *, update: bool = False) -> str:
     """One normalized payload (``{"type": "NORMALIZED_ENTRY", "content": …}``) as text; an
     ``update`` is an entry shown before whose text has changed."""
-    entry = payload.get("content")
-    if not isinstance(entry, dict):
-        return _with_label(str(payload.get("type", "entry")).lower(), str(entry or ""), update)
-    entry_type = entry.get("entry_type") or {}
-    kind = str(entry_type.get("type", "entry"))
-    content = str(entry.get("content") or "")
-    if kind == "tool_use":
-        return _with_label(
-            f"tool {entry_type.get('tool_name', '?')}", _describe_tool(entry_type, content), update
+    entry = entry_of_payload(payload)
+    if entry is None:
+        content = payload.get("content")
+        body = (
+            str(content.get("content") or "") if isinstance(content, dict) else str(content or "")
         )
+        label = "entry" if isinstance(content, dict) else str(payload.get("type", "entry")).lower()
+        return _with_label(label, body, update)
+    kind = entry_kind(entry)
+    if kind == "tool_use":
+        return _with_label(f"tool {tool_name(entry)}", _describe_tool(entry), update)
     if kind == "error_message":
-        error_kind = (entry_type.get("error_type") or {}).get("type")
-        label = "error" if error_kind in (None, "other") else f"error {error_kind}"
-        return _with_label(label, content, update)
-    return _with_label(_LABELS.get(kind, kind), content, update)
+        error = error_kind(entry)
+        label = "error" if error in (None, "other") else f"error {error}"
+        return _with_label(label, entry["content"], update)
+    return _with_label(_LABELS.get(kind, kind), entry["content"], update)
 
 
 def _with_label(label: str, body: str, update: bool) -> str:
@@ -64,29 +66,19 @@ def _with_label(label: str, body: str, update: bool) -> str:
     return "\n".join([first, *(_INDENT + line for line in lines[1:])])
 
 
-def _describe_tool(entry_type: dict[str, Any], content: str) -> str:
-    subject = tool_subject(entry_type, content)
-    return f"{subject} ({describe_tool_status(entry_type)})".lstrip()
+def _describe_tool(entry: NormalizedEntry) -> str:
+    return f"{tool_subject(entry)} ({describe_tool_status(entry)})".lstrip()
 
 
-def tool_subject(entry_type: dict[str, Any], content: str) -> str:
-    """What a tool call acts on: the entry's own text, else its command, path, query or URL."""
-    action = entry_type.get("action_type") or {}
-    return content or str(action.get(_ACTION_SUBJECTS.get(action.get("action", ""), ""), ""))
-
-
-def describe_tool_status(entry_type: dict[str, Any]) -> str:
+def describe_tool_status(entry: NormalizedEntry) -> str:
     """``success``, ``failed, exit code 1``, ``denied: <reason>``, ``pending approval``, ..."""
-    status: dict[str, Any] = entry_type.get("status") or {}
-    action: dict[str, Any] = entry_type.get("action_type") or {}
-    name = str(status.get("status", "unknown"))
-    if name == "denied" and status.get("reason"):
-        return f"denied: {status['reason']}"
-    if name == "failed" and action.get("action") == "command_run":
-        exit_status = (action.get("result") or {}).get("exit_status") or {}
-        if exit_status.get("type") == "exit_code":
-            return f"failed, exit code {exit_status.get('code')}"
-    return name.replace("_", " ")
+    reason = denial_reason(entry)
+    if reason:
+        return f"denied: {reason}"
+    code = failed_exit_code(entry)
+    if code is not None:
+        return f"failed, exit code {code}"
+    return (tool_status_name(entry) or "unknown").replace("_", " ")
 
 
 class LogPrinter:

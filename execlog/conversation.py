@@ -10,7 +10,8 @@ pipeline, the console and the API that read them.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
+from collections.abc import Mapping
+from typing import Any, Literal, NotRequired, TypeAlias, TypedDict, cast
 
 from execlog.protocol import now_rfc3339
 
@@ -25,12 +26,17 @@ __all__ = [
     "command_result",
     "command_run_action",
     "edit_change",
+    "entry_kind",
+    "entry_of_payload",
+    "error_kind",
     "error_message_entry",
+    "failed_exit_code",
     "file_edit_action",
     "file_read_action",
     "is_open_tool_call",
     "other_action",
     "search_action",
+    "denial_reason",
     "status_created",
     "status_denied",
     "status_failed",
@@ -41,8 +47,10 @@ __all__ = [
     "thinking_entry",
     "todo_action",
     "tool_action",
+    "tool_name",
     "tool_result",
     "tool_status_name",
+    "tool_subject",
     "tool_use_entry",
     "user_message_entry",
     "web_fetch_action",
@@ -332,6 +340,97 @@ def tool_use_entry(
 
 
 # --- questions about an entry -----------------------------------------------------------------
+
+
+def entry_of_payload(payload: Mapping[str, Any]) -> NormalizedEntry | None:
+    """The NormalizedEntry a ``NORMALIZED_ENTRY`` payload carries, or ``None`` when its content
+    does not have an entry's shape (a kind and a text; a tool call also its action and status).
+
+    Payloads come over the wire, so their shape is checked once here and the questions below
+    can read the typed fields."""
+    entry = payload.get("content")
+    if not isinstance(entry, dict) or not isinstance(entry.get("content"), str):
+        return None
+    entry_type = entry.get("entry_type")
+    if not isinstance(entry_type, dict) or not isinstance(entry_type.get("type"), str):
+        return None
+    if entry_type["type"] == "tool_use" and not (
+        isinstance(entry_type.get("tool_name"), str)
+        and isinstance(entry_type.get("action_type"), dict)
+        and isinstance(entry_type["action_type"].get("action"), str)
+        and isinstance(entry_type.get("status"), dict)
+        and isinstance(entry_type["status"].get("status"), str)
+    ):
+        return None
+    return cast(NormalizedEntry, entry)
+
+
+def entry_kind(entry: NormalizedEntry) -> str:
+    """The entry type's name: ``assistant_message``, ``tool_use``, ``error_message``, ..."""
+    return entry["entry_type"]["type"]
+
+
+def error_kind(entry: NormalizedEntry) -> str | None:
+    """An error message's kind (``other``, ``setup_required``); ``None`` for other entries."""
+    entry_type = entry["entry_type"]
+    if entry_type["type"] != "error_message":
+        return None
+    return entry_type.get("error_type", {}).get("type")
+
+
+def tool_name(entry: NormalizedEntry) -> str | None:
+    """The tool a tool call uses (``None`` for any other entry)."""
+    entry_type = entry["entry_type"]
+    if entry_type["type"] != "tool_use":
+        return None
+    return entry_type["tool_name"]
+
+
+def tool_subject(entry: NormalizedEntry) -> str:
+    """What a tool call acts on: the entry's own text, else its command, path, query, URL or
+    description ("" when it names none)."""
+    entry_type = entry["entry_type"]
+    if entry["content"] or entry_type["type"] != "tool_use":
+        return entry["content"]
+    action = entry_type["action_type"]
+    subject: object = ""
+    if action["action"] == "command_run":
+        subject = action.get("command", "")
+    elif action["action"] in ("file_read", "file_edit"):
+        subject = cast(_FileRead, action).get("path", "")
+    elif action["action"] == "search":
+        subject = action.get("query", "")
+    elif action["action"] == "web_fetch":
+        subject = action.get("url", "")
+    elif action["action"] == "other":
+        subject = action.get("description", "")
+    return str(subject)
+
+
+def denial_reason(entry: NormalizedEntry) -> str | None:
+    """Why a tool call was denied (``None`` if it was not, or no reason was given)."""
+    entry_type = entry["entry_type"]
+    if entry_type["type"] != "tool_use":
+        return None
+    status = entry_type["status"]
+    if status["status"] != "denied":
+        return None
+    return status.get("reason")
+
+
+def failed_exit_code(entry: NormalizedEntry) -> object | None:
+    """The exit code of a failed command run (``None`` for anything else, or without a code)."""
+    entry_type = entry["entry_type"]
+    if entry_type["type"] != "tool_use" or entry_type["status"]["status"] != "failed":
+        return None
+    action = entry_type["action_type"]
+    if action["action"] != "command_run":
+        return None
+    result = action.get("result")
+    exit_status = (result.get("exit_status") if result else None) or {}
+    if exit_status.get("type") != "exit_code":
+        return None
+    return exit_status.get("code")
 
 
 def tool_status_name(entry: NormalizedEntry) -> ToolStatusName | None:

@@ -13,6 +13,7 @@ from execlog.conversation import (
     command_result,
     command_run_action,
     error_message_entry,
+    file_read_action,
     search_action,
     status_created,
     status_denied,
@@ -23,6 +24,7 @@ from execlog.conversation import (
     thinking_entry,
     tool_use_entry,
     user_message_entry,
+    web_fetch_action,
 )
 
 
@@ -101,3 +103,18 @@ def test_a_tail_of_nothing_still_resumes_after_the_newest_index() -> None:
     printer.print_frame(StreamFrame("append", 42, _raw("STDOUT", "new")))
     assert out.getvalue() == "new\n"
     assert printer.last_index == 42
+
+
+def test_payloads_without_an_entry_shape_are_shown_as_they_are() -> None:
+    # The wire may carry anything: a text, or a dict that is not an entry; neither is dropped.
+    assert format_normalized_entry({"type": "STDOUT", "content": "hi"}) == "[stdout] hi"
+    assert format_normalized_entry(_payload({"content": "bare"})) == "[entry] bare"
+    broken_tool = {"timestamp": None, "entry_type": {"type": "tool_use"}, "content": "x"}
+    assert format_normalized_entry(_payload(broken_tool)) == "[entry] x"
+
+
+def test_tool_subject_comes_from_the_action_when_content_is_empty() -> None:
+    read = _payload(tool_use_entry("Read", file_read_action("a.py"), status_success(), ""))
+    assert format_normalized_entry(read) == "[tool Read] a.py (success)"
+    fetch = _payload(tool_use_entry("Fetch", web_fetch_action("http://x"), status_failed(), ""))
+    assert format_normalized_entry(fetch) == "[tool Fetch] http://x (failed)"

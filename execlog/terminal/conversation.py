@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, TextIO, cast
+from typing import Any, Final, Protocol, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -23,8 +23,15 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from execlog.console import describe_tool_status, format_normalized_entry, tool_subject
-from execlog.conversation import NormalizedEntry, is_open_tool_call
+from execlog.console import describe_tool_status, format_normalized_entry
+from execlog.conversation import (
+    entry_kind,
+    entry_of_payload,
+    is_open_tool_call,
+    tool_name,
+    tool_status_name,
+    tool_subject,
+)
 
 __all__ = [
     "ConversationView",
@@ -76,25 +83,26 @@ def shorten(text: str, limit: int) -> str:
 
 
 def view_entry(index: int, payload: dict[str, Any]) -> EntryView:
-    entry = payload.get("content")
+    entry = entry_of_payload(payload)
     text = format_normalized_entry(payload)
-    if not isinstance(entry, dict):
-        return EntryView(index, "entry", text, str(entry or ""))
-    entry_type: dict[str, Any] = entry.get("entry_type") or {}
-    kind = str(entry_type.get("type", "entry"))
-    content = str(entry.get("content") or "")
+    if entry is None:
+        content = payload.get("content")
+        if isinstance(content, dict):
+            return EntryView(index, "entry", text, str(content.get("content") or ""))
+        return EntryView(index, "entry", text, str(content or ""))
+    kind = entry_kind(entry)
     if kind != "tool_use":
-        return EntryView(index, kind, text, content)
+        return EntryView(index, kind, text, entry["content"])
     return EntryView(
         index,
         kind,
         text,
-        content,
-        tool_name=str(entry_type.get("tool_name", "?")),
-        subject=tool_subject(entry_type, content),
-        status=str((entry_type.get("status") or {}).get("status", "")),
-        status_text=describe_tool_status(entry_type),
-        is_open_tool=is_open_tool_call(cast(NormalizedEntry, entry)),
+        entry["content"],
+        tool_name=tool_name(entry) or "?",
+        subject=tool_subject(entry),
+        status=tool_status_name(entry) or "",
+        status_text=describe_tool_status(entry),
+        is_open_tool=is_open_tool_call(entry),
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from execlog.errors import ConfigError
+from execlog.live.msg_store import DEFAULT_QUEUE_BYTES
 from execlog.protocol import LIMIT_MAX, LIMIT_MIN
 
 __all__ = [
@@ -84,6 +85,14 @@ class Settings(BaseSettings):
     )
     ws_queue_capacity: int = Field(
         1024, ge=1, description="Events queued per WebSocket stream before it resyncs."
+    )
+    subscriber_queue_bytes: int = Field(
+        DEFAULT_QUEUE_BYTES,
+        ge=65_536,
+        description=(
+            "Payload bytes a WebSocket stream may fall behind before it resyncs (with "
+            "`EXECLOG_WS_QUEUE_CAPACITY`, whichever comes first); at least 64 KiB."
+        ),
     )
     raw_page_size: int = Field(
         200, ge=LIMIT_MIN, le=LIMIT_MAX, description="Default `limit` of raw history pages."

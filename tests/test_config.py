@@ -26,6 +26,7 @@ def test_defaults_match_the_contract() -> None:
     assert settings.log_history_max_bytes == 8_388_608
     assert settings.log_history_max_entries == 5000
     assert settings.ws_queue_capacity == 1024
+    assert settings.subscriber_queue_bytes == 4 << 20
     assert (settings.raw_page_size, settings.normalized_page_size) == (200, 20)
     assert settings.log_persistence is LogPersistence.DUAL
     assert settings.backfill_mode == "startup"
@@ -47,6 +48,8 @@ def test_defaults_match_the_contract() -> None:
         ("EXECLOG_LOG_HISTORY_MAX_BYTES", "0"),
         ("EXECLOG_LOG_HISTORY_MAX_ENTRIES", "-5"),
         ("EXECLOG_WS_QUEUE_CAPACITY", "many"),
+        ("EXECLOG_SUBSCRIBER_QUEUE_BYTES", "65535"),
+        ("EXECLOG_SUBSCRIBER_QUEUE_BYTES", "4MiB"),
         ("EXECLOG_RAW_PAGE_SIZE", "1001"),
         ("EXECLOG_NORMALIZED_PAGE_SIZE", "0"),
         ("EXECLOG_LOG_PERSISTENCE", "both"),

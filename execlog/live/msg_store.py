@@ -42,7 +42,7 @@ EventKind = Literal["append", "replace", "finished"]
 # in call overhead than the slots it frees.
 _MIN_COMPACT: Final = 64
 # Bytes of payload a subscriber may fall behind before it resyncs: with 1 MiB lines, 1,024
-# queued events would be a gigabyte per store.
+# queued events would be a gigabyte per store. EXECLOG_SUBSCRIBER_QUEUE_BYTES sets it.
 DEFAULT_QUEUE_BYTES: Final = 4 << 20
 # Replaces remembered for resyncs (seq and index, ~100 bytes each). A resync that reaches past
 # them asks the database which entries were updated since (updated_at).

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from execlog.config import Settings
-from execlog.live.msg_store import MsgStore
+from execlog.live.msg_store import DEFAULT_QUEUE_BYTES, MsgStore
 from execlog.protocol import Channel
 from execlog.runner.child import ChildProcess
 from execlog.runner.pipeline import ProcessPipeline
@@ -54,25 +54,42 @@ CloseListener = Callable[[RunningProcess], None]
 class ProcessRegistry:
     """Process id → RunningProcess; every process's stores have the same limits."""
 
-    __slots__ = ("_close_listeners", "_max_bytes", "_max_entries", "_processes", "_queue_capacity")
+    __slots__ = (
+        "_close_listeners",
+        "_max_bytes",
+        "_max_entries",
+        "_processes",
+        "_queue_bytes",
+        "_queue_capacity",
+    )
 
-    def __init__(self, max_bytes: int, max_entries: int, queue_capacity: int) -> None:
-        if max_bytes < 1 or max_entries < 1 or queue_capacity < 1:
-            raise ValueError("max_bytes, max_entries and queue_capacity must be at least 1")
+    def __init__(
+        self,
+        max_bytes: int,
+        max_entries: int,
+        queue_capacity: int,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
+    ) -> None:
+        if min(max_bytes, max_entries, queue_capacity, queue_bytes) < 1:
+            raise ValueError(
+                "max_bytes, max_entries, queue_capacity and queue_bytes must be at least 1"
+            )
         self._max_bytes = max_bytes
         self._max_entries = max_entries
         self._queue_capacity = queue_capacity
+        self._queue_bytes = queue_bytes
         self._processes: dict[str, RunningProcess] = {}
         self._close_listeners: list[CloseListener] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProcessRegistry:
-        """Limits from ``EXECLOG_LOG_HISTORY_MAX_BYTES`` / ``_MAX_ENTRIES`` and
-        ``EXECLOG_WS_QUEUE_CAPACITY``."""
+        """Limits from ``EXECLOG_LOG_HISTORY_MAX_BYTES`` / ``_MAX_ENTRIES``,
+        ``EXECLOG_WS_QUEUE_CAPACITY`` and ``EXECLOG_SUBSCRIBER_QUEUE_BYTES``."""
         return cls(
             settings.log_history_max_bytes,
             settings.log_history_max_entries,
             settings.ws_queue_capacity,
+            settings.subscriber_queue_bytes,
         )
 
     # --- the two operations -------------------------------------------------------------------
@@ -134,5 +151,6 @@ class ProcessRegistry:
             max_bytes=self._max_bytes,
             max_entries=self._max_entries,
             queue_capacity=self._queue_capacity,
+            queue_bytes=self._queue_bytes,
             first_index=first_index,
         )

@@ -104,9 +104,26 @@ def test_limits_come_from_settings(open_process) -> None:  # type: ignore[no-unt
     assert raw.held_count == 3
 
 
+def test_the_subscriber_byte_bound_comes_from_settings(open_process) -> None:  # type: ignore[no-untyped-def]
+    # EXECLOG_SUBSCRIBER_QUEUE_BYTES: three 30 KB entries unread pass 64 KiB long before the
+    # 1,000-event capacity, so the subscriber is told to resync.
+    settings = load_settings(subscriber_queue_bytes=65_536, ws_queue_capacity=1000)
+    raw = open_process(ProcessRegistry.from_settings(settings), PROCESS_ID).raw
+    with raw.subscribe() as subscription:
+        subscription.snapshot()
+        line = '"' + "x" * 30_000 + '"'
+        raw.append(line)
+        raw.append(line)
+        assert not subscription.overflowed
+        raw.append(line)
+        assert subscription.overflowed
+
+
 def test_invalid_limits_are_refused() -> None:
     with pytest.raises(ValueError):
         ProcessRegistry(0, 10, 10)
+    with pytest.raises(ValueError):
+        ProcessRegistry(10, 10, 10, queue_bytes=0)
 
 
 async def test_closed_processes_are_released(open_process) -> None:  # type: ignore[no-untyped-def]

@@ -84,7 +84,7 @@ def _start_legacy_jobs(services: Services) -> list[asyncio.Task[object]]:
     cleanup (unless ``EXECLOG_LEGACY_JSONL_RETENTION_DAYS=0``)."""
     tasks: list[asyncio.Task[object]] = []
     if services.settings.backfill_mode is BackfillMode.BACKGROUND:
-        run = services.backfiller.run_pending("background", backfill_logger.info)
+        run = services.backfiller.run_pending(BackfillMode.BACKGROUND, backfill_logger.info)
         tasks.append(asyncio.create_task(run))
     if services.settings.legacy_jsonl_retention_days > 0:
         cleanup = services.retention.run_hourly(logging.getLogger("execlog.retention").info)
@@ -113,7 +113,7 @@ def create_app(
             settings.stop_grace_seconds,
         )
         if settings.backfill_mode is BackfillMode.STARTUP:
-            await services.backfiller.run_pending("startup", backfill_logger.info)
+            await services.backfiller.run_pending(BackfillMode.STARTUP, backfill_logger.info)
         tasks = _start_legacy_jobs(services)
         tasks.append(asyncio.create_task(services.lease.keep_renewing()))
         if is_child_subreaper():  # `execlog serve` made it one: collect the orphans that end

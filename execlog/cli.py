@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from execlog.config import Settings, load_settings
+from execlog.config import BackfillMode, Settings, load_settings
 from execlog.errors import ExeclogError
 from execlog.runner.executors import EXECUTORS
 
@@ -555,7 +555,7 @@ def backfill(process_id: str | None) -> None:
     with JobProgress("backfill", total, in_bytes=True) as bar:
         run = asyncio.run(
             backfiller.run_pending(
-                "cli",
+                BackfillMode.STARTUP,
                 click.echo,
                 on_progress=lambda process, _result: bar.advance(process.total_bytes),
                 only=pending,
@@ -653,7 +653,7 @@ def import_vibe_kanban(path: Path, assets: Path | None) -> None:
     backfiller = LegacyBackfiller.create(engine, max_line_bytes=settings.max_line_bytes)
     imported = set(summary.imported_process_ids)
     pending = [p for p in backfiller.ledger.fetch_pending() if p.process_id in imported]
-    run = asyncio.run(backfiller.run_pending("cli", click.echo, only=pending))
+    run = asyncio.run(backfiller.run_pending(BackfillMode.STARTUP, click.echo, only=pending))
     engine.dispose()
     if run.errors:
         raise click.ClickException(f"{run.errors} imported process(es) could not be backfilled")

@@ -26,6 +26,7 @@ from typing import Final
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import StatementError
 
+from execlog.config import BackfillMode
 from execlog.errors import BackfillError
 from execlog.protocol import (
     CHANNELS,
@@ -531,7 +532,7 @@ class LegacyBackfiller:
 
     async def run_pending(
         self,
-        mode: str,
+        mode: BackfillMode,
         report: Callable[[str], None],
         on_progress: ProgressCallback | None = None,
         only: list[LegacyProcess] | None = None,
@@ -539,7 +540,8 @@ class LegacyBackfiller:
     ) -> BackfillRun:
         """Backfill every ended process whose JSONL no backfill has checked, printing the
         contract's console lines through ``report``; an error in one process is reported
-        and the run goes on."""
+        and the run goes on. ``mode`` is the one the starting line names: a blocking pass
+        (start-up, ``execlog backfill``, an import) is ``startup``, CONTRACT.md "Start-up"."""
         pending = only if only is not None else await run_in_thread(self._ledger.fetch_pending)
         total_bytes = sum(p.total_bytes for p in pending)
         report(

@@ -43,7 +43,10 @@ def test_backfill_command_prints_the_console_lines(tmp_path: Path) -> None:
     result = run_cli(database, "backfill")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"log-history backfill starting: processes=1, total_bytes={total}, mode=cli"
+    # The same blocking pass as start-up: the contract's starting line names mode=startup.
+    assert lines[0] == (
+        f"log-history backfill starting: processes=1, total_bytes={total}, mode=startup"
+    )
     assert lines[1].startswith(
         f"log-history backfill complete: processes=1, entries=2, bytes={total}, elapsed_ms="
     )

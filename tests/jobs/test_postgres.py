@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from execlog.config import BackfillMode
 from execlog.jobs.backfill import LegacyBackfiller
 from execlog.jobs.retention import LegacyRetention
 from execlog.jobs.vibe_kanban import import_vibe_kanban
@@ -48,7 +49,7 @@ async def test_backfill_and_retention_on_postgres(postgres_engine: Engine) -> No
     )
     backfiller = LegacyBackfiller.create(engine, max_line_bytes=1_048_576)
     lines: list[str] = []
-    run = await backfiller.run_pending("startup", lines.append)
+    run = await backfiller.run_pending(BackfillMode.STARTUP, lines.append)
     assert run.processes == 2 and run.errors == 0
     assert lines[0].startswith("log-history backfill starting: processes=2, ")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
+from execlog.config import BackfillMode
 from execlog.jobs.backfill import LegacyBackfiller
 from execlog.jobs.vibe_kanban import VibeKanbanImportError, import_vibe_kanban, parse_timestamp
 from execlog.storage.database import create_database_engine
@@ -258,7 +259,7 @@ async def test_import_of_the_older_era(tmp_path: Path, engine: Engine) -> None:
     assert setup is not None and (setup.status, setup.exit_code) == ("failed", 1)
 
     backfiller = LegacyBackfiller.create(engine, max_line_bytes=1_048_576)
-    await backfiller.run_pending("cli", lambda _line: None)
+    await backfiller.run_pending(BackfillMode.STARTUP, lambda _line: None)
     assert raw_contents(engine, ids["setup"]) == ["setting up", "npm ERR!"]
     conversation = EntryStore(engine).fetch_entries_after(str(ids["agent"]), "normalized", None)
     assert [json.loads(e.entry_json) for e in conversation] == [HELLO]
@@ -282,7 +283,7 @@ async def test_import_of_the_newer_era_with_assets(tmp_path: Path, engine: Engin
     assert claude.completed_at == 1766218140500
 
     backfiller = LegacyBackfiller.create(engine, max_line_bytes=1_048_576)
-    run = await backfiller.run_pending("cli", lambda _line: None)
+    run = await backfiller.run_pending(BackfillMode.STARTUP, lambda _line: None)
     assert run.errors == 0
     assert raw_contents(engine, ids["from_file"]) == ["from the asset file", "second line"]
     # A Claude process from a database without patches: its conversation, each tool call

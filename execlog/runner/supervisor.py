@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from execlog.config import Settings
 from execlog.conversation import (
@@ -70,6 +70,31 @@ class _Step:
     prompt: str | None = None
 
 
+@dataclass(eq=False, slots=True)
+class _Chain:
+    """One session's chain of processes, run by ``task``. ``current`` is the in-memory record
+    of the process it waits on (None while a follow-up starts its first one): it leaves
+    ``running`` before the chain has recorded and published that. ``moved`` is set, and
+    replaced, each time the chain starts a process or ends."""
+
+    current: ProcessRecord | None = None
+    task: asyncio.Task[None] | None = None
+    ended: bool = False
+    moved: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def running_process(self) -> bool:
+        return self.current is None or self.current.status == "running"
+
+    def move(self, current: ProcessRecord | None) -> None:
+        if current is not None:
+            self.current = current
+        else:
+            self.ended = True
+        self.moved.set()
+        self.moved = asyncio.Event()
+
+
 class Supervisor:
     def __init__(
         self,
@@ -90,7 +115,8 @@ class Supervisor:
         self._registry = registry
         self._writer = writer
         self._bus = bus
-        self._chains: dict[str, asyncio.Task[None]] = {}
+        # The sessions whose chain has not ended (a chain removes itself when it ends).
+        self._chains: dict[str, _Chain] = {}
         self.server_url: str | None = None
 
     # --- sessions ---------------------------------------------------------------------------
@@ -117,7 +143,9 @@ class Supervisor:
         session.processes.append(first)
         session.active = True
         self._bus.publish(SessionCreated.of(session))
-        self._chains[session.id] = asyncio.create_task(self._run_chain(session, first, steps[1:]))
+        chain = _Chain(first)
+        self._chains[session.id] = chain
+        chain.task = asyncio.create_task(self._run_chain(session, chain, steps[1:]))
         return session
 
     async def follow_up(self, session_id: str, prompt: str) -> ProcessRecord:
@@ -126,13 +154,30 @@ class Supervisor:
             raise SessionNotFoundError(session_id)
         if session.executor == "script":
             raise InvalidRequestError("a script session has no agent to follow up")
-        if any(p.status == "running" for p in session.processes) or self._chain_active(session_id):
+        if session_id in self._chains:
+            if not await self._wait_for_chain_end(session_id):
+                raise ConflictError(f"session {session_id} has a process running; wait or stop it")
+            # Re-read: the processes' stored statuses are those of before the chain ended.
+            session = await self._repository.afetch_session(session_id)
+            if session is None:
+                raise SessionNotFoundError(session_id)
+        if session_id in self._chains or any(
+            self._live_view(p).status == "running" for p in session.processes
+        ):
             raise ConflictError(f"session {session_id} has a process running; wait or stop it")
-        resume = await self._repository.afetch_latest_agent_session_id(session_id)
-        step = self._agent_step(session.executor, prompt, None, resume=resume)
-        first = await self._start_step(session, step)
-        self._chains[session_id] = asyncio.create_task(
-            self._run_chain(session, first, self._cleanup_steps(session))
+        # Claimed before the first await: a second follow-up sent meanwhile gets 409.
+        chain = _Chain()
+        self._chains[session_id] = chain
+        try:
+            resume = await self._repository.afetch_latest_agent_session_id(session_id)
+            step = self._agent_step(session.executor, prompt, None, resume=resume)
+            first = await self._start_step(session, step)
+        except BaseException:
+            self._end_chain(session_id, chain)
+            raise
+        chain.move(first)
+        chain.task = asyncio.create_task(
+            self._run_chain(session, chain, self._cleanup_steps(session))
         )
         return first
 
@@ -188,7 +233,7 @@ class Supervisor:
     async def shutdown(self) -> None:
         """Stop every running process (they end ``killed``) and let chains finish."""
         await asyncio.gather(*(self.stop(running.process_id) for running in self._registry))
-        chains = [task for task in self._chains.values() if not task.done()]
+        chains = [c.task for c in self._chains.values() if c.task is not None and not c.task.done()]
         for task in chains:
             task.cancel()
         await asyncio.gather(*chains, return_exceptions=True)
@@ -210,17 +255,40 @@ class Supervisor:
         return [_Step("cleanupscript", _shell_argv(session.cleanup_script))]
 
     def _chain_active(self, session_id: str) -> bool:
-        task = self._chains.get(session_id)
-        return task is not None and not task.done()
+        return session_id in self._chains
 
-    async def _run_chain(
-        self, session: SessionRecord, first: ProcessRecord, rest: list[_Step]
-    ) -> None:
+    async def _wait_for_chain_end(self, session_id: str) -> bool:
+        """Whether the session's chain has ended, waiting while it only settles: its process
+        is reported ended (the in-memory record leaves ``running`` first) while the chain
+        still stores that and publishes its end. A follow-up sent then got 409 (a flaky test).
+        No wait for a process the chain runs or starts (a cleanup script), nor longer than the
+        database deadline, which bounds each step of settling."""
+        chain = self._chains.get(session_id)
+        if chain is None:
+            return True
+        try:
+            async with asyncio.timeout(self._settings.db_timeout_seconds):
+                while not chain.ended:
+                    if chain.running_process:
+                        return False
+                    logger.debug("session %s: a follow-up waits for its chain to end", session_id)
+                    await chain.moved.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _end_chain(self, session_id: str, chain: _Chain) -> None:
+        if self._chains.get(session_id) is chain:
+            del self._chains[session_id]
+        chain.move(None)
+
+    async def _run_chain(self, session: SessionRecord, chain: _Chain, rest: list[_Step]) -> None:
         """Setup must succeed for the agent to run; cleanup runs after the agent whatever its
         result, unless the agent was stopped. Its end is published (``session_updated``,
         ``active`` false) so that clients follow the chain without knowing these rules."""
         try:
-            current = first
+            assert chain.current is not None
+            current = chain.current
             for step in rest:
                 await self._wait_done(current)
                 if current.status == "killed":
@@ -228,9 +296,13 @@ class Supervisor:
                 if current.run_reason == "setupscript" and current.status != "completed":
                     return
                 current = await self._start_step(session, step)
+                chain.move(current)
             await self._wait_done(current)
         finally:
-            await self._publish_chain_end(session.id)
+            try:
+                await self._publish_chain_end(session.id)
+            finally:
+                self._end_chain(session.id, chain)
 
     async def _publish_chain_end(self, session_id: str) -> None:
         try:
@@ -238,7 +310,7 @@ class Supervisor:
         except Exception:  # the database is down: clients still learn that the chain ended
             logger.warning("session %s: could not read it for its end event", session_id)
             record = None
-        # This task is still running, so _chain_active would still say True.
+        # The chain is still registered, so _chain_active would still say True.
         self._bus.publish(SessionUpdated.ended(session_id, record))
 
     async def _wait_done(self, record: ProcessRecord) -> None:

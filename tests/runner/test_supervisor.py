@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sqlite3
@@ -31,7 +32,14 @@ from execlog.storage.legacy import (
     StdoutMessage,
 )
 from execlog.storage.tables import execution_process_log_entries, execution_process_logs
-from tests.api.helpers import create_session, script_body, wait_for_process_end, walk_history
+from tests.api.helpers import (
+    create_session,
+    script_body,
+    wait_for_process_end,
+    wait_for_session_processes,
+    walk_history,
+)
+from tests.helpers import wait_until
 from tests.reliability.serve import (
     kill_if_running,
     process_running,
@@ -234,3 +242,112 @@ async def test_entries_mode_records_nothing_for_the_backfill(
 ) -> None:
     app, pid = await _run_demo(app_client, "entries")
     assert BackfillLedger(app.state.services.engine).fetch(pid) is None
+
+
+def _gated_agent(tmp_path: Path, gate: Path) -> str:
+    """An EXECLOG_CLAUDE_COMMAND whose agent announces session ``sess-1`` and runs until
+    ``gate`` exists."""
+    agent = tmp_path / "agent.py"
+    agent.write_text(
+        "import os, sys, time\n"
+        'print(\'{"type":"system","subtype":"init","session_id":"sess-1"}\', flush=True)\n'
+        "deadline = time.monotonic() + 30\n"
+        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.005)\n"
+    )
+    return f"{sys.executable} {agent}"
+
+
+async def _follow_up(client: httpx.AsyncClient, session_id: str) -> httpx.Response:
+    return await client.post(f"/api/sessions/{session_id}/follow-up", json={"prompt": "more"})
+
+
+async def test_a_follow_up_sent_as_soon_as_the_process_is_reported_ended_is_accepted(
+    app_client: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The race behind a flaky follow-up test: the process is reported ended (its in-memory
+    record leaves ``running`` first) while its chain still records the end and publishes it. A
+    write lock on the SQLite file holds the chain there, deterministically; a follow-up sent in
+    that window waits for the chain instead of answering 409."""
+    gate = tmp_path / "gate"
+    app, client = await app_client(
+        claude_command=_gated_agent(tmp_path, gate), log_persistence="entries"
+    )
+    services = app.state.services
+    session = await create_session(client, {"executor": "claude-code", "prompt": "first"})
+    first_id = session["processes"][0]["id"]
+
+    def session_id_committed() -> bool:
+        return services.repository.fetch_process(first_id).agent_session_id == "sess-1"
+
+    await wait_until(session_id_committed, 30, message="the agent's session id stored")
+    await services.writer.flush()  # the agent's line is committed: nothing waits on the lock
+    caplog.set_level(logging.DEBUG, logger="execlog.runner.supervisor")
+    blocker = sqlite3.connect(services.engine.url.database, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # the status update, hence the chain's end, waits
+        gate.touch()
+        assert (await wait_for_process_end(client, first_id))["status"] == "completed"
+        follow = asyncio.create_task(_follow_up(client, session["id"]))
+
+        def follow_up_waits() -> bool:
+            return follow.done() or "waits for its chain to end" in caplog.text
+
+        await wait_until(follow_up_waits, 30, message="the follow-up to answer or wait")
+        assert not follow.done(), follow.result().text
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    response = await follow
+    assert response.status_code == 201, response.text
+    second = await wait_for_process_end(client, response.json()["data"]["id"])
+    assert second["status"] == "completed"
+    argv = services.repository.fetch_process(second["id"]).action["argv"]
+    assert argv[argv.index("--resume") + 1] == "sess-1"
+
+
+async def test_a_follow_up_is_refused_while_a_process_of_the_chain_runs_and_only_one_starts(
+    app_client: Callable[..., Any], tmp_path: Path
+) -> None:
+    """409 at once while the agent runs and while its cleanup script runs (no wait for them);
+    once the chain has ended, of two follow-ups sent together one starts and one is refused."""
+    gate, cleanup_gate = tmp_path / "gate", tmp_path / "cleanup-gate"
+    _app, client = await app_client(claude_command=_gated_agent(tmp_path, gate))
+    cleanup = f"for i in $(seq 3000); do [ -e {cleanup_gate} ] && break; sleep 0.01; done"
+    session = await create_session(
+        client, {"executor": "claude-code", "prompt": "first", "cleanup_script": cleanup}
+    )
+    session_id = session["id"]
+    refused = await _follow_up(client, session_id)
+    assert refused.status_code == 409, refused.text
+    gate.touch()
+
+    async def cleanup_running() -> dict[str, Any]:
+        processes = (await client.get(f"/api/sessions/{session_id}")).json()["data"]["processes"]
+        return processes[-1]
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while (await cleanup_running())["run_reason"] != "cleanupscript":
+        assert asyncio.get_running_loop().time() < deadline, "the cleanup script never started"
+        await asyncio.sleep(0.02)
+    started = asyncio.get_running_loop().time()
+    refused = await _follow_up(client, session_id)
+    assert refused.status_code == 409, refused.text
+    # Refused without waiting for the cleanup script: it is still running.
+    assert (await cleanup_running())["status"] == "running"
+    assert asyncio.get_running_loop().time() - started < 5
+    cleanup_gate.touch()
+    await wait_for_session_processes(client, session_id, 2)
+    await wait_until_inactive(client, session_id)
+    answers = await asyncio.gather(_follow_up(client, session_id), _follow_up(client, session_id))
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    [accepted] = [a for a in answers if a.status_code == 201]
+    ended = await wait_for_process_end(client, accepted.json()["data"]["id"])
+    assert ended["status"] == "completed"
+
+
+async def wait_until_inactive(client: httpx.AsyncClient, session_id: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while (await client.get(f"/api/sessions/{session_id}")).json()["data"]["active"]:
+        assert asyncio.get_running_loop().time() < deadline, "the chain never ended"
+        await asyncio.sleep(0.02)

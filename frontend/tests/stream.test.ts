@@ -80,3 +80,31 @@ describe("LogStream", () => {
     expect(urls).toHaveLength(1);
   });
 });
+
+describe("FramePump", () => {
+  it("hands a burst of frames over in a few batches, in order, close last", async () => {
+    const { FramePump } = await import("../src/api/framePump");
+    const count = 5000;
+    server.on("connection", (socket) => {
+      for (let i = 0; i < count; i++) socket.send(frame(i));
+      socket.send(JSON.stringify({ type: "finished" }));
+      socket.close(1000);
+    });
+    const batches: number[][] = [];
+    const { port } = server.address() as { port: number };
+    const closed = await new Promise<number>((resolve) => {
+      new FramePump<RawPayload>(
+        `ws://127.0.0.1:${port}/`,
+        (event) => {
+          if (event.kind === "frames") batches.push(event.frames.map((f) => (f.type === "finished" ? -1 : f.entry_index)));
+          if (event.kind === "close") resolve(event.code);
+        },
+        (url) => new NodeWebSocket(url) as unknown as WebSocket,
+      );
+    });
+    expect(closed).toBe(1000);
+    const all = batches.flat();
+    expect(all).toEqual([...Array.from({ length: count }, (_, i) => i), -1]);
+    expect(batches.length).toBeLessThan(count / 10);
+  });
+});

@@ -1,6 +1,7 @@
 // A v2 log stream (WebSocket) that reconnects with `after` = the newest index its owner holds,
 // so a dropped connection costs neither a gap nor a duplicate (CONTRACT.md "WebSocket streams").
 import { streamUrl } from "./client";
+import { openRelayedSocket, type RelayedSocket } from "./socketRelay";
 import type { Channel, PayloadOf, StreamFrame } from "./types";
 
 export interface LogStreamOptions<C extends Channel> {
@@ -19,12 +20,13 @@ const PERMANENT_CLOSE_CODES = new Set([4400, 4401, 4403, 4404]);
 const MAX_BACKOFF_MS = 5000;
 
 export class LogStream<C extends Channel> {
-  private socket: WebSocket | null = null;
+  private socket: RelayedSocket | null = null;
   private closed = false;
   private finished = false;
   private attempts = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
-  // Frames are handed over once per animation frame: a fast producer sends thousands per second.
+  // The socket is read off the main thread, in batches (socketRelay.ts); the batches are handed
+  // to the owner once per animation frame: a fast producer sends thousands of frames a second.
   private pending: StreamFrame<PayloadOf<C>>[] = [];
   private flushScheduled = false;
   private readonly options: LogStreamOptions<C>;
@@ -37,36 +39,34 @@ export class LogStream<C extends Channel> {
   close(): void {
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
-    this.socket?.close(1000);
+    this.socket?.close();
     this.socket = null;
   }
 
   private connect(): void {
     if (this.closed) return;
     const { processId, channel } = this.options;
-    const socket = new WebSocket(streamUrl(processId, channel, this.options.after()));
-    this.socket = socket;
-    socket.onopen = () => {
-      this.attempts = 0;
-      this.options.onConnectionChange?.(true);
-    };
-    socket.onmessage = (event: MessageEvent<string>) => {
-      const frame = JSON.parse(event.data) as StreamFrame<PayloadOf<C>>;
-      if (frame.type === "finished") this.finished = true;
-      this.pending.push(frame);
-      this.scheduleFlush();
-    };
-    socket.onclose = (event: CloseEvent) => {
+    const socket = openRelayedSocket<PayloadOf<C>>(streamUrl(processId, channel, this.options.after()), (event) => {
       if (this.socket !== socket) return;
-      this.socket = null;
-      this.options.onConnectionChange?.(false);
-      if (this.closed || this.finished || PERMANENT_CLOSE_CODES.has(event.code)) return;
-      const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** this.attempts);
-      this.attempts += 1;
-      // Deliver what arrived before reconnecting, so `after()` sees the newest index.
-      this.flush();
-      this.timer = setTimeout(() => this.connect(), delay);
-    };
+      if (event.kind === "open") {
+        this.attempts = 0;
+        this.options.onConnectionChange?.(true);
+      } else if (event.kind === "frames") {
+        if (event.frames[event.frames.length - 1]?.type === "finished") this.finished = true;
+        this.pending.push(...event.frames);
+        this.scheduleFlush();
+      } else {
+        this.socket = null;
+        this.options.onConnectionChange?.(false);
+        if (this.closed || this.finished || PERMANENT_CLOSE_CODES.has(event.code)) return;
+        const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** this.attempts);
+        this.attempts += 1;
+        // Deliver what arrived before reconnecting, so `after()` sees the newest index.
+        this.flush();
+        this.timer = setTimeout(() => this.connect(), delay);
+      }
+    });
+    this.socket = socket;
   }
 
   private scheduleFlush(): void {

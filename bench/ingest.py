@@ -24,7 +24,11 @@ from sqlalchemy import Engine, create_engine, text
 from bench.report import peak_rss_bytes
 from execlog.config import LogPersistence
 from execlog.protocol import encode_raw_entry, now_ms
-from execlog.storage.database import create_database_engine, normalize_database_url
+from execlog.storage.database import (
+    SQLITE_PAGE_SIZE,
+    create_database_engine,
+    normalize_database_url,
+)
 from execlog.storage.entries import EntryStats, EntryStore
 from execlog.storage.legacy import LegacyLogStore
 from execlog.storage.migrate import run_migrations
@@ -56,10 +60,15 @@ def create_schema(path: Path) -> None:
 
 
 def measure_plain_executemany(path: Path, process_id: str, payloads: list[str]) -> float:
-    """Rows/s of the floor: one executemany of every row in one transaction, same pragmas."""
+    """Rows/s of the floor: one executemany of every row in one transaction. Fair: the file was
+    made by ``create_schema`` (the service's engine: same schema and page size) and the
+    connection has the service's pragmas."""
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    if page_size != SQLITE_PAGE_SIZE:
+        raise AssertionError(f"plain loop on {page_size}-byte pages, the service uses more")
     started = time.perf_counter()
     stamp = now_ms()
     with connection:
@@ -173,6 +182,7 @@ def measure_all(process_id: str, payloads: list[str]) -> dict[str, object]:
         postgres["ratio_to_sqlite_writer"] = round(ratio, 3)
         postgres["meets_target"] = ratio >= TARGET_RATIO
     return {
+        "sqlite_page_size": SQLITE_PAGE_SIZE,
         "postgres_writer_entries": postgres if postgres is not None else "not run (no URL)",
         "sqlite_executemany_rows_per_s": round(plain),
         "writer_entries": entries,

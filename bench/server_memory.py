@@ -31,6 +31,7 @@ from bench.report import rss_bytes
 from bench.serverproc import ServerProcess, read_cpu_seconds, run_server
 from execlog.config import Settings
 from execlog.protocol import encode_raw_entry
+from execlog.storage.database import SQLITE_PAGE_SIZE
 
 __all__ = ["NAME", "BudgetRun", "LoadRun", "run", "run_budget", "run_load"]
 
@@ -435,6 +436,7 @@ def measure_kilobyte_ingest(rows: int) -> dict[str, Any]:
     entries_mb = float(entries["rows_per_s"]) * megabytes / rows
     return {
         "rows": rows,
+        "sqlite_page_size": SQLITE_PAGE_SIZE,
         "payload_mb": round(megabytes, 1),
         "plain_executemany_mb_per_s": round(plain_mb, 1),
         "writer_entries_mb_per_s": round(entries_mb, 1),

@@ -111,14 +111,27 @@ def _server_settings(no_auth: bool) -> Settings:
 
 
 @main.command()
-def migrate() -> None:
+@click.option(
+    "--convert-page-size",
+    is_flag=True,
+    help="SQLite: rewrite a file made with smaller pages at execlog's page size (VACUUM; "
+    "stop the server first, needs free space for a copy of the file)",
+)
+def migrate(convert_page_size: bool) -> None:
     """Apply database migrations to EXECLOG_DATABASE_URL and exit."""
-    from execlog.storage.database import create_database_engine
+    from execlog.storage.database import (
+        convert_sqlite_page_size,
+        create_database_engine,
+        is_sqlite,
+    )
     from execlog.storage.migrate import current_revision, run_migrations
 
     settings = _settings()
     try:
         engine = create_database_engine(settings.database_url)
+        if convert_page_size and is_sqlite(engine):
+            before, after = convert_sqlite_page_size(engine)
+            click.echo(f"SQLite page size: {before} -> {after} bytes")
         run_migrations(engine)
         click.echo(f"database at revision {current_revision(engine)}")
         engine.dispose()

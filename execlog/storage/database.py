@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -18,6 +19,9 @@ from execlog.errors import ConfigError, DatabaseUnavailableError
 
 __all__ = [
     "DATABASE_UNAVAILABLE_ERRORS",
+    "SQLITE_PAGE_SIZE",
+    "convert_sqlite_page_size",
+    "fetch_sqlite_page_size",
     "describe_database_error",
     "create_database_engine",
     "normalize_database_url",
@@ -26,6 +30,15 @@ __all__ = [
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# The page size of a new SQLite file; an existing one keeps its own until
+# ``execlog migrate --convert-page-size`` rewrites it (docs/performance.md). Entries live in a
+# WITHOUT ROWID b-tree, whose cells hold at most about a quarter of a page before spilling into
+# an overflow page: at SQLite's default 4 KiB a 1 KB line took a 4 KiB overflow page of its own
+# (a 936 MB file for 200 MB of rows) and ingested at 5-35 MB/s. At 64 KiB lines up to ~16 KB stay
+# in their leaf; measured for 1 KB lines, plain executemany ran 113-136 MB/s and the writer
+# 95-117 MB/s, against 89-129 and 52-95 at 16 KiB (issue 9; docs/performance.md).
+SQLITE_PAGE_SIZE = 65_536
 
 # What a database that is locked, busy, unreachable, out of space or out of pooled connections
 # raises: the request may succeed later (503 at the edge, retry in the writer), never a 500.
@@ -64,6 +77,42 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def fetch_sqlite_page_size(engine: Engine) -> int:
+    """The page size of the engine's SQLite file."""
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql("PRAGMA page_size").scalar_one())
+
+
+def convert_sqlite_page_size(engine: Engine) -> tuple[int, int]:
+    """Rewrite the SQLite file at SQLITE_PAGE_SIZE: ``(before, after)``. A WAL file cannot change
+    its page size, so it leaves WAL, VACUUMs and returns to WAL. The VACUUM needs the file to
+    itself (no server running) and free disk space for a full copy."""
+    engine.dispose()  # every pooled connection closed: leaving WAL needs the only one
+    connection = engine.raw_connection()
+    try:
+        driver = connection.driver_connection
+        assert driver is not None
+        before = int(driver.execute("PRAGMA page_size").fetchone()[0])
+        if before != SQLITE_PAGE_SIZE:
+            try:
+                mode = driver.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+                if str(mode).lower() != "delete":  # another connection holds the file
+                    raise sqlite3.OperationalError("the database is in use")
+                driver.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
+                driver.execute("VACUUM")
+            except sqlite3.OperationalError as exc:
+                raise DatabaseUnavailableError(
+                    f"cannot convert the SQLite file ({exc}); stop the server and retry"
+                ) from None
+            finally:
+                driver.execute("PRAGMA journal_mode=WAL")
+        after = int(driver.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        connection.close()
+    engine.dispose()
+    return before, after
+
+
 def create_database_engine(url: str, *, timeout_seconds: float | None = None) -> Engine:
     """An engine with the pragmas and pool that this service needs. ``timeout_seconds``
     (``EXECLOG_DB_TIMEOUT_SECONDS`` in the server) bounds every wait on the database: SQLite's
@@ -92,6 +141,8 @@ def create_database_engine(url: str, *, timeout_seconds: float | None = None) ->
 
         def configure(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
+            # First: only a file that has no page yet takes it; WAL mode then fixes it for good.
+            cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")

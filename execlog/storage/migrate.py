@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from execlog.storage.database import run_in_thread
+from execlog.storage.database import (
+    SQLITE_PAGE_SIZE,
+    fetch_sqlite_page_size,
+    is_sqlite,
+    run_in_thread,
+)
 
 __all__ = ["arun_migrations", "run_migrations", "current_revision", "head_revision"]
+
+logger = logging.getLogger(__name__)
 
 
 def _alembic_config() -> Config:
@@ -25,6 +34,14 @@ def run_migrations(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    if is_sqlite(engine) and (page_size := fetch_sqlite_page_size(engine)) < SQLITE_PAGE_SIZE:
+        # A file made before issue 9 keeps its pages: say once per start how to convert it.
+        logger.warning(
+            "SQLite file has %d-byte pages (new files: %d); long lines ingest several times "
+            "slower. With the server stopped, `execlog migrate --convert-page-size` rewrites it",
+            page_size,
+            SQLITE_PAGE_SIZE,
+        )
 
 
 async def arun_migrations(engine: Engine) -> None:

@@ -77,6 +77,12 @@ class EntryWrite(EntryRow):
     replace: bool = False
     partial: bool = False
 
+    @property
+    def may_be_stored(self) -> bool:
+        """A new entry's key is new (indexes are never reused); a replace or a growing
+        partial line restates one that may be stored."""
+        return self.replace or self.partial
+
 
 @dataclass(frozen=True, slots=True)
 class LegacyLineWrite:

@@ -19,7 +19,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -42,7 +43,7 @@ from execlog.runner.normalizers.base import EntryPatch, Normalizer, NormalizerEv
 from execlog.runner.pipeline import KEYED_ENTRIES_CAPACITY
 from execlog.storage.backfills import BackfillLedger, LedgerRow, LegacyProcess
 from execlog.storage.database import DATABASE_UNAVAILABLE_ERRORS, run_in_thread
-from execlog.storage.entries import EntryStats, EntryStore
+from execlog.storage.entries import EntryRow, EntryStats, EntryStore
 from execlog.storage.legacy import (
     JsonPatchMessage,
     LegacyLogStore,
@@ -71,6 +72,8 @@ PROGRESS_EVERY_BYTES: Final = 64 * 1024 * 1024
 # of one batch (a few MB) are all the backfill holds at once.
 _WRITE_BATCH_ROWS: Final = 20_000
 _WRITE_BATCH_BYTES: Final = 16 * 1024 * 1024
+# JSONL of one group of small processes, read at once: a few MiB of rows and entries in memory.
+_GROUP_BYTES: Final = 4 * 1024 * 1024
 _CHECKED_CAPACITY: Final = 16_384
 _ERROR_TEXT_CHARS: Final = 200
 
@@ -215,8 +218,9 @@ class _Replay:
         max_line_bytes: int,
         normalizer: Normalizer | None,
         use_patches: bool,
+        rows: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        self.reader = legacy.read_messages(process_id)
+        self.reader = legacy.read_messages(process_id, rows=rows)
         self._max_line_bytes = max_line_bytes
         self._streams: dict[OutputStream, _StreamText] = {
             "stdout": _StreamText(max_line_bytes),
@@ -330,8 +334,7 @@ class ProcessBackfill:
 
     def run(self, process: ProcessRecord) -> BackfillResult:
         pid = process.id
-        agent = process.run_reason == "codingagent"
-        executor = process.action.get("executor") if agent else None
+        executor = _executor_of(process)
         # Without a normalizer, patches are the only source of a conversation: no need to ask
         # whether there are any (one scan of the log saved per raw-only process).
         use_patches = executor not in EXECUTORS or self._log_has_patches(pid)
@@ -357,22 +360,80 @@ class ProcessBackfill:
             malformed_lines=replay.reader.malformed_lines,
             agent_session_id=session_id,
         )
-        self._ledger.record(
-            LedgerRow(
-                pid,
-                result.raw_entries,
-                result.normalized_entries,
-                result.bytes_read,
-                result.malformed_lines,
-                now_ms(),
-            )
-        )
+        self._ledger.record(_ledger_row(result))
         return result
 
-    def _replay(self, pid: str, executor: object, use_patches: bool) -> _Replay:
+    def _replay(
+        self,
+        pid: str,
+        executor: object,
+        use_patches: bool,
+        rows: Sequence[tuple[str, int]] | None = None,
+    ) -> _Replay:
         # Executors execlog has no normalizer for (an import's amp, gemini, ...): raw only.
         normalizer = create_normalizer(executor) if executor in EXECUTORS else None
-        return _Replay(self._legacy, pid, self._max_line_bytes, normalizer, use_patches)
+        return _Replay(self._legacy, pid, self._max_line_bytes, normalizer, use_patches, rows)
+
+    def run_group(self, process_ids: Sequence[str]) -> dict[str, GroupOutcome]:
+        """Backfill many small processes with a few grouped queries and one write transaction
+        (the start-up pass, issue 11: a query round trip per process cost ~2 ms each): their
+        records, their stored entry statistics, their JSONL rows in one ordered query, then
+        entries, ledger rows and agent session ids together. A process that already has
+        entries, or whose rebuild fails, goes alone; so does the whole group if its transaction
+        fails, so that an error belongs to one process. Never raises: each process's outcome is
+        its result, None (nothing to do) or its exception."""
+        outcomes: dict[str, GroupOutcome] = {}
+        records = self._repository.fetch_processes_by_id(process_ids)
+        stored = self._entries.fetch_stats_of_processes(process_ids)
+        group: list[ProcessRecord] = []
+        alone: list[ProcessRecord] = []
+        for pid in process_ids:
+            record = records.get(pid)
+            if isinstance(record, ValueError):
+                outcomes[pid] = record
+            elif record is None or record.status == "running":
+                outcomes[pid] = None
+            elif any((pid, channel) in stored for channel in CHANNELS):
+                alone.append(record)
+            else:
+                group.append(record)
+        agents = [r.id for r in group if _executor_of(r) in EXECUTORS]
+        with_patches = self._legacy.processes_with_patches(agents)
+        rows_of = self._legacy.read_rows_of_processes([r.id for r in group])
+        entries: list[EntryRow] = []
+        ledger: list[LedgerRow] = []
+        sessions: list[tuple[str, str]] = []
+        rebuilt: dict[str, BackfillResult] = {}
+        for record in group:
+            pid = record.id
+            executor = _executor_of(record)
+            use_patches = executor not in EXECUTORS or pid in with_patches
+            try:
+                replay = self._replay(pid, executor, use_patches, rows_of.pop(pid))
+                result, rows = _rebuild_in_memory(replay, pid)
+            except Exception as exc:  # this process only; the group goes on
+                outcomes[pid] = exc
+                continue
+            entries += rows
+            ledger.append(_ledger_row(result))
+            if result.agent_session_id is not None:
+                sessions.append((pid, result.agent_session_id))
+            rebuilt[pid] = result
+        try:
+            with self._engine.begin() as connection:
+                self._entries.upsert_entries(connection, entries, now_ms())
+                self._ledger.record_many(connection, ledger)
+                self._repository.set_missing_agent_session_ids(connection, sessions, now_ms())
+        except Exception:
+            alone += [r for r in group if r.id in rebuilt]
+        else:
+            outcomes.update(rebuilt)
+        for record in alone:
+            try:
+                outcomes[record.id] = self.run(record)
+            except Exception as exc:
+                outcomes[record.id] = exc
+        return outcomes
 
     def _log_has_patches(self, pid: str) -> bool:
         with self._engine.connect() as connection:
@@ -381,25 +442,82 @@ class ProcessBackfill:
     def _consume(
         self, replay: _Replay, todo: set[Channel], pid: str
     ) -> dict[Channel, _ChannelStats]:
-        """Run the replay: count every channel, write the rows of the channels in ``todo``."""
+        """Run the replay: count every channel, write the rows of the channels in ``todo``.
+        Each batch is written in a thread of its own while the replay builds the next one:
+        SQLite and the driver work without the GIL, so on two cores the decoding and the
+        writing overlap (docs/performance.md, backfill). At most two batches exist at once."""
         stats: dict[Channel, _ChannelStats] = {c: _ChannelStats() for c in CHANNELS}
         normalized = stats["normalized"]
-        for raw_rows, normalized_rows in replay.chunks():
-            for index, _payload in normalized_rows:
-                normalized.add(index)
-            writes = [
-                (channel, rows)
-                for channel, rows in (("raw", raw_rows), ("normalized", normalized_rows))
-                if rows and channel in todo
-            ]
-            if writes:
-                with self._engine.begin() as connection:
+        with ThreadPoolExecutor(1, thread_name_prefix="execlog-backfill-write") as pool:
+            writing: Future[None] | None = None
+            try:
+                for raw_rows, normalized_rows in replay.chunks():
+                    for index, _payload in normalized_rows:
+                        normalized.add(index)
+                    writes = [
+                        (channel, rows)
+                        for channel, rows in (("raw", raw_rows), ("normalized", normalized_rows))
+                        if rows and channel in todo
+                    ]
+                    if not writes:
+                        continue
+                    if writing is not None:
+                        writing.result()
                     for channel, rows in writes:
-                        self._entries.upsert_channel_rows(connection, pid, channel, rows, now_ms())
                         stats[channel].written += len(rows)
+                    writing = pool.submit(self._write, pid, writes)
+            finally:
+                if writing is not None:
+                    writing.result()
         # Raw indexes are 0..n-1 by construction: no bitmap needed.
         stats["raw"].set_range(replay.raw_index)
         return stats
+
+    def _write(self, pid: str, writes: list[tuple[Channel, _Rows]]) -> None:
+        with self._engine.begin() as connection:
+            for channel, rows in writes:
+                self._entries.upsert_channel_rows(connection, pid, channel, rows, now_ms())
+
+
+GroupOutcome = BackfillResult | Exception | None
+
+
+def _executor_of(process: ProcessRecord) -> object:
+    """The executor whose normalizer rebuilds a conversation: agent processes only."""
+    return process.action.get("executor") if process.run_reason == "codingagent" else None
+
+
+def _ledger_row(result: BackfillResult) -> LedgerRow:
+    return LedgerRow(
+        result.process_id,
+        result.raw_entries,
+        result.normalized_entries,
+        result.bytes_read,
+        result.malformed_lines,
+        now_ms(),
+    )
+
+
+def _rebuild_in_memory(replay: _Replay, pid: str) -> tuple[BackfillResult, list[EntryRow]]:
+    """A small process's whole replay as entry rows (it has no stored entries: all are
+    written)."""
+    rows: list[EntryRow] = []
+    normalized = _ChannelStats()
+    for raw_rows, normalized_rows in replay.chunks():
+        rows += [EntryRow(pid, "raw", index, payload) for index, payload in raw_rows]
+        for index, payload in normalized_rows:
+            normalized.add(index)
+            rows.append(EntryRow(pid, "normalized", index, payload))
+    result = BackfillResult(
+        process_id=pid,
+        raw_entries=replay.raw_index,
+        normalized_entries=normalized.count,
+        entries_written=len(rows),
+        bytes_read=replay.reader.bytes_read,
+        malformed_lines=replay.reader.malformed_lines,
+        agent_session_id=replay.agent_session_id,
+    )
+    return result, rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,6 +648,60 @@ class LegacyBackfiller:
     def forget(self, process_id: str) -> None:
         self._checked.pop(process_id, None)
 
+    async def _backfill_group(self, process_ids: list[str]) -> dict[str, GroupOutcome]:
+        """Backfill listed processes: one alone (its log is streamed), several small ones as
+        one group in one worker thread. A process another caller is backfilling is waited for,
+        one this backfiller checked since the listing is skipped, and the others are marked in
+        flight, so a read of one of them waits for the group instead of starting its own."""
+        outcomes: dict[str, GroupOutcome] = {}
+        if len(process_ids) == 1:
+            try:
+                outcomes[process_ids[0]] = await self.backfill_process(process_ids[0], pending=True)
+            except Exception as exc:
+                outcomes[process_ids[0]] = exc
+            return outcomes
+        loop = asyncio.get_running_loop()
+        others: dict[str, asyncio.Future[BackfillResult | None]] = {}
+        mine: dict[str, asyncio.Future[BackfillResult | None]] = {}
+        for pid in process_ids:
+            if pid in self._inflight:
+                others[pid] = self._inflight[pid]
+            elif pid in self._checked:
+                outcomes[pid] = None
+            else:
+                mine[pid] = self._inflight[pid] = loop.create_future()
+        try:
+            found = await run_in_thread(self._job.run_group, list(mine))
+        except BaseException as exc:  # the listing query itself failed: every process did
+            found = {pid: _as_exception(exc) for pid in mine}
+            if not isinstance(exc, Exception):
+                self._settle(mine, found)
+                raise
+        self._settle(mine, found)
+        outcomes.update(found)
+        for pid, future in others.items():
+            try:
+                outcomes[pid] = await asyncio.shield(future)
+            except Exception as exc:
+                outcomes[pid] = exc
+        return outcomes
+
+    def _settle(
+        self,
+        futures: dict[str, asyncio.Future[BackfillResult | None]],
+        found: dict[str, GroupOutcome],
+    ) -> None:
+        """Hand each waiting reader its process's outcome and end the in-flight marks."""
+        for pid, future in futures.items():
+            self._inflight.pop(pid, None)
+            outcome = found.get(pid)
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+                future.exception()  # retrieved: a group's error is reported by the run
+            else:
+                future.set_result(outcome)
+                self._remember(pid)
+
     async def run_pending(
         self,
         mode: BackfillMode,
@@ -551,39 +723,72 @@ class LegacyBackfiller:
         started = time.monotonic()
         done = errors = entries = bytes_read = 0
         since_processes = since_bytes = 0
-        for process in pending:
-            result: BackfillResult | None = None
-            try:
-                result = await self.backfill_process(process.process_id, pending=True)
-            except Exception as exc:  # one process's failure must not stop the run
-                errors += 1
-                report(
-                    f"log-history backfill error: execution_id={process.process_id}, "
-                    f"error={describe_error(exc)}"
-                )
-            else:
-                done += 1
-                if result is not None:
-                    entries += result.entries_written
-            bytes_read += process.total_bytes
-            since_processes += 1
-            since_bytes += process.total_bytes
-            if on_progress is not None:
-                on_progress(process, result)
-            if since_processes >= PROGRESS_EVERY_PROCESSES or since_bytes >= progress_every_bytes:
-                if done + errors < len(pending):
+        for group in _groups(pending):
+            outcomes = await self._backfill_group([p.process_id for p in group])
+            for process in group:
+                outcome = outcomes.get(process.process_id)
+                result: BackfillResult | None = None
+                if isinstance(outcome, Exception):  # that process only: the run goes on
+                    errors += 1
                     report(
-                        f"log-history backfill progress: processed={done + errors}, "
-                        f"entries={entries}, bytes={bytes_read}, "
-                        f"elapsed_ms={_elapsed_ms(started)}"
+                        f"log-history backfill error: execution_id={process.process_id}, "
+                        f"error={describe_error(outcome)}"
                     )
-                since_processes = since_bytes = 0
+                else:
+                    done += 1
+                    result = outcome
+                    if result is not None:
+                        entries += result.entries_written
+                bytes_read += process.total_bytes
+                since_processes += 1
+                since_bytes += process.total_bytes
+                if on_progress is not None:
+                    on_progress(process, result)
+                if (
+                    since_processes >= PROGRESS_EVERY_PROCESSES
+                    or since_bytes >= progress_every_bytes
+                ):
+                    if done + errors < len(pending):
+                        report(
+                            f"log-history backfill progress: processed={done + errors}, "
+                            f"entries={entries}, bytes={bytes_read}, "
+                            f"elapsed_ms={_elapsed_ms(started)}"
+                        )
+                    since_processes = since_bytes = 0
         run = BackfillRun(done, errors, entries, bytes_read, _elapsed_ms(started))
         report(
             f"log-history backfill complete: processes={run.processes}, entries={run.entries}, "
             f"bytes={run.bytes}, elapsed_ms={run.elapsed_ms}"
         )
         return run
+
+
+def _groups(pending: list[LegacyProcess]) -> Iterator[list[LegacyProcess]]:
+    """Consecutive runs of small processes, at most ``PROGRESS_EVERY_PROCESSES`` (so progress
+    lines come on time) or ``_GROUP_BYTES`` of JSONL each; a larger process alone."""
+    group: list[LegacyProcess] = []
+    group_bytes = 0
+    for process in pending:
+        if process.total_bytes > _GROUP_BYTES:
+            if group:
+                yield group
+                group, group_bytes = [], 0
+            yield [process]
+            continue
+        if (
+            len(group) >= PROGRESS_EVERY_PROCESSES
+            or group_bytes + process.total_bytes > _GROUP_BYTES
+        ):
+            yield group
+            group, group_bytes = [], 0
+        group.append(process)
+        group_bytes += process.total_bytes
+    if group:
+        yield group
+
+
+def _as_exception(exc: BaseException) -> Exception:
+    return exc if isinstance(exc, Exception) else RuntimeError(type(exc).__name__)
 
 
 def _elapsed_ms(started: float) -> int:

@@ -7,9 +7,10 @@ JSONL: start-up does each process once, and retention deletes JSONL only of list
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, select
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, exists, func, insert, select
 
 from execlog.storage.tables import execution_process_logs as logs_table
 from execlog.storage.tables import execution_processes as processes_table
@@ -62,6 +63,9 @@ _EXPIRED = (
 _FETCH = select(ledger_table).where(_b.execution_process_id == bindparam("pid"))
 _INSERT = insert(ledger_table)
 _DELETE = delete(ledger_table).where(_b.execution_process_id == bindparam("pid"))
+_DELETE_MANY = delete(ledger_table).where(
+    _b.execution_process_id.in_(bindparam("pids", expanding=True))
+)
 
 
 class BackfillLedger:
@@ -99,9 +103,17 @@ class BackfillLedger:
     def record(self, row: LedgerRow) -> None:
         """Replace the process's ledger row (a re-check after an import records again)."""
         with self._engine.begin() as connection:
-            connection.execute(_DELETE, {"pid": row.process_id})
-            connection.execute(
-                _INSERT,
+            self.record_many(connection, [row])
+
+    def record_many(self, connection: Connection, rows: Sequence[LedgerRow]) -> None:
+        """Replace the ledger rows of many processes inside the caller's transaction (the
+        backfill's groups record theirs with their entries)."""
+        if not rows:
+            return
+        connection.execute(_DELETE_MANY, {"pids": [row.process_id for row in rows]})
+        connection.execute(
+            _INSERT,
+            [
                 {
                     "execution_process_id": row.process_id,
                     "raw_entries": row.raw_entries,
@@ -109,8 +121,10 @@ class BackfillLedger:
                     "source_bytes": row.source_bytes,
                     "malformed_lines": row.malformed_lines,
                     "checked_at": row.checked_at,
-                },
-            )
+                }
+                for row in rows
+            ],
+        )
 
     def forget(self, process_id: str) -> None:
         """The process's JSONL changed (an import): the next backfill checks it again."""

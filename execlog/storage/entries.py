@@ -119,6 +119,17 @@ _ANY_BEFORE = select(literal(1)).where(_KEY & (_t.entry_index < bindparam("index
 _MAX_INDEX = select(_t.entry_index).where(_KEY).order_by(_t.entry_index.desc()).limit(1)
 _MIN_INDEX = select(_t.entry_index).where(_KEY).order_by(_t.entry_index).limit(1)
 _COUNT = select(func.count()).select_from(entries_table).where(_KEY)
+_STATS_OF_PROCESSES = (
+    select(
+        _t.execution_process_id,
+        _t.channel,
+        func.count(),
+        func.min(_t.entry_index),
+        func.max(_t.entry_index),
+    )
+    .where(_t.execution_process_id.in_(bindparam("pids", expanding=True)))
+    .group_by(_t.execution_process_id, _t.channel)
+)
 
 # PostgreSQL plans a read from statistics, and a running process's id is new and hot: before an
 # ANALYZE sees it, the planner estimates ~25 rows for it and picks a bitmap heap scan of every
@@ -349,6 +360,20 @@ class EntryStore:
             min_index = connection.execute(_MIN_INDEX, params).scalar_one()
             max_index = connection.execute(_MAX_INDEX, params).scalar_one()
         return EntryStats(int(count), int(min_index), int(max_index))
+
+    def fetch_stats_of_processes(
+        self, process_ids: Sequence[str]
+    ) -> dict[tuple[str, Channel], EntryStats]:
+        """``fetch_stats`` of every channel of many processes in one grouped query (the
+        backfill's groups, issue 11); a channel without entries is absent."""
+        if not process_ids:
+            return {}
+        with self._reading() as connection:
+            rows = connection.execute(_STATS_OF_PROCESSES, {"pids": list(process_ids)}).all()
+        return {
+            (pid, channel): EntryStats(int(count), int(low), int(high))
+            for pid, channel, count, low, high in rows
+        }
 
     def next_index(self, process_id: str, channel: Channel) -> int:
         """The index a new entry gets: the stored maximum + 1, or 0 for an empty channel."""

@@ -194,6 +194,16 @@ _PAGE = (
     .order_by(_c.inserted_at, _c.id)
     .limit(bindparam("limit"))
 )
+_ROWS_OF_PROCESSES = (
+    select(_c.execution_id, _c.logs, _c.byte_size)
+    .where(_c.execution_id.in_(bindparam("pids", expanding=True)))
+    .order_by(_c.execution_id, _c.inserted_at, _c.id)
+)
+_WITH_PATCHES = (
+    select(_c.execution_id)
+    .distinct()
+    .where(_c.execution_id.in_(bindparam("pids", expanding=True)) & _c.logs.like('%{"JsonPatch":%'))
+)
 _BEFORE_EVERY_ROW: Final = -(2**62)
 _TOTAL_BYTES = select(func.coalesce(func.sum(_c.byte_size), 0)).where(
     _c.execution_id == bindparam("pid")
@@ -260,9 +270,39 @@ class LegacyLogStore:
         """Delete every JSONL row of the process inside the caller's transaction; the count."""
         return int(connection.execute(_DELETE, {"pid": process_id}).rowcount or 0)
 
-    def read_messages(self, process_id: str, *, page_rows: int = DEFAULT_PAGE_ROWS) -> LegacyReader:
-        """A reader that streams the process's messages in insertion order."""
-        return LegacyReader(self._engine, process_id, page_rows=page_rows)
+    def read_messages(
+        self,
+        process_id: str,
+        *,
+        page_rows: int = DEFAULT_PAGE_ROWS,
+        rows: Sequence[tuple[str, int]] | None = None,
+    ) -> LegacyReader:
+        """A reader that streams the process's messages in insertion order (from ``rows`` when
+        the caller already read them)."""
+        return LegacyReader(self._engine, process_id, page_rows=page_rows, rows=rows)
+
+    def read_rows_of_processes(
+        self, process_ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, int]]]:
+        """The ``(logs, byte_size)`` rows of many small processes in insertion order, in one
+        query: the backfill's groups (issue 11), whose size the caller bounds."""
+        rows_of: dict[str, list[tuple[str, int]]] = {pid: [] for pid in process_ids}
+        if not process_ids:
+            return rows_of
+        with self._engine.connect() as connection:
+            result = connection.execute(_ROWS_OF_PROCESSES, {"pids": list(process_ids)})
+            for pid, logs, byte_size in result:
+                rows_of[pid].append((logs, byte_size))
+        return rows_of
+
+    def processes_with_patches(self, process_ids: Sequence[str]) -> set[str]:
+        """Which of the processes have a ``JsonPatch`` line, in one scan (a line starts with
+        it; inside a Stdout text its quotes are escaped, so the pattern cannot match there)."""
+        if not process_ids:
+            return set()
+        with self._engine.connect() as connection:
+            rows = connection.execute(_WITH_PATCHES, {"pids": list(process_ids)}).all()
+        return {pid for (pid,) in rows}
 
 
 class LegacyReader:
@@ -272,12 +312,21 @@ class LegacyReader:
     ``malformed_lines``; ``bytes_read`` sums the ``byte_size`` of the rows read so far.
     """
 
-    def __init__(self, engine: Engine, process_id: str, *, page_rows: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        process_id: str,
+        *,
+        page_rows: int,
+        rows: Sequence[tuple[str, int]] | None = None,
+    ) -> None:
         if page_rows < 1:
             raise ValueError("page_rows must be at least 1")
         self._engine = engine
         self._process_id = process_id
         self._page_rows = page_rows
+        # Rows already read (``read_rows_of_processes``): iterated instead of queried.
+        self._rows = rows
         self.malformed_lines = 0
         self.bytes_read = 0
         self.rows_read = 0
@@ -301,6 +350,12 @@ class LegacyReader:
                     self.malformed_lines += 1
 
     def _iterate_rows(self) -> Iterator[str]:
+        if self._rows is not None:
+            for logs, byte_size in self._rows:
+                self.rows_read += 1
+                self.bytes_read += byte_size
+                yield logs
+            return
         params: dict[str, Any] = {
             "pid": self._process_id,
             "limit": self._page_rows,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Row, and_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, select, update
 
 from execlog.storage.database import run_in_thread
 from execlog.storage.tables import coding_agent_turns, execution_processes, sessions
@@ -192,6 +192,28 @@ class ProcessRepository:
             ).first()
             return None if row is None else _process_from_row(row)
 
+    def fetch_processes_by_id(
+        self, process_ids: Sequence[str]
+    ) -> dict[str, ProcessRecord | ValueError]:
+        """The processes of ``process_ids`` in one query (the backfill's groups, issue 11); a
+        row whose ``executor_action`` does not parse is its error, so that one bad row does not
+        hide the others. Unknown ids are absent."""
+        if not process_ids:
+            return {}
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(*_PROCESS_COLUMNS)
+                .select_from(_PROCESS_FROM)
+                .where(execution_processes.c.id.in_(process_ids))
+            ).all()
+        records: dict[str, ProcessRecord | ValueError] = {}
+        for row in rows:
+            try:
+                records[row.id] = _process_from_row(row)
+            except ValueError as exc:
+                records[row.id] = exc
+        return records
+
     def update_process_status(
         self, process_id: str, status: ProcessStatus, exit_code: int | None, completed_at: int
     ) -> None:
@@ -240,6 +262,23 @@ class ProcessRepository:
                 .values(updated_at=now, agent_session_id=agent_session_id)
             )
             return bool(result.rowcount)
+
+    def set_missing_agent_session_ids(
+        self, connection: Connection, found: Sequence[tuple[str, str]], now: int
+    ) -> None:
+        """``set_missing_agent_session_id`` of many ``(process id, agent session id)`` pairs,
+        inside the caller's transaction (the backfill's groups)."""
+        if not found:
+            return
+        turns = coding_agent_turns.c
+        connection.execute(
+            update(coding_agent_turns)
+            .where(
+                (turns.execution_process_id == bindparam("pid")) & turns.agent_session_id.is_(None)
+            )
+            .values(updated_at=now, agent_session_id=bindparam("sid")),
+            [{"pid": pid, "sid": sid} for pid, sid in found],
+        )
 
     def set_summary(self, process_id: str, summary: str, now: int) -> None:
         self._update_turn(process_id, now, summary=summary)

@@ -236,3 +236,118 @@ async def test_a_broken_process_raises_a_backfill_error(engine: Engine) -> None:
         )
     with pytest.raises(BackfillError, match=pid):
         await make_backfiller(engine).ensure_backfilled(pid)
+
+
+def seed_varied(engine: Engine) -> list[str]:
+    """Processes of every kind the start-up pass meets, with the same ids in any database."""
+    data = FIXTURE.read_text(encoding="utf-8")
+    hello = {
+        "type": "NORMALIZED_ENTRY",
+        "content": {
+            "timestamp": None,
+            "entry_type": {"type": "assistant_message"},
+            "content": "hi",
+        },
+    }
+    kinds: list[tuple[list[str], dict[str, Any]]] = [
+        ([stdout("a\nb"), stdout("c\r\n"), "{not json", stderr("e\n"), stdout("tail")], {}),
+        ([stdout("é"[0] + "\n"), '{"SessionId": "s-1"}', '"Finished"'], {}),
+        (
+            [stdout("x\n"), patch("add", 0, hello), patch("replace", 0, hello)],
+            {"executor": "claude-code", "run_reason": "codingagent"},
+        ),
+        (
+            [stdout(data[i : i + 4096]) for i in range(0, len(data), 4096)],
+            {"executor": "claude-code", "run_reason": "codingagent"},
+        ),
+        ([stdout("amp\n"), '{"SessionId": "amp-1"}'], {"executor": "amp"}),
+    ]
+    ids = []
+    for number, (rows, options) in enumerate(kinds):
+        pid = f"00000000-0000-4000-8000-{number:012d}"
+        ids.append(seed_process(engine, rows, process_id=pid, **options))
+    return ids
+
+
+def without_timestamp(entry_json: str) -> Any:
+    """A normalized payload without its timestamp (the normalizer stamps the replay's time)."""
+    payload = json.loads(entry_json)
+    payload["content"].pop("timestamp", None)
+    return payload
+
+
+def everything_stored(engine: Engine, pids: list[str]) -> dict[str, Any]:
+    store = EntryStore(engine)
+    repository = ProcessRepository(engine)
+    ledger = BackfillLedger(engine)
+    found: dict[str, Any] = {}
+    for pid in pids:
+        row = ledger.fetch(pid)
+        turn = repository.fetch_turn(pid)
+        found[pid] = (
+            [(e.entry_index, e.entry_json) for e in store.fetch_entries_after(pid, "raw", None)],
+            [
+                (e.entry_index, without_timestamp(e.entry_json))
+                for e in store.fetch_entries_after(pid, "normalized", None)
+            ],
+            None if row is None else (row.raw_entries, row.normalized_entries, row.source_bytes),
+            None if row is None else row.malformed_lines,
+            None if turn is None else turn["agent_session_id"],
+        )
+    return found
+
+
+async def test_a_start_up_group_stores_what_one_by_one_backfills_store(
+    make_engine: Any,
+) -> None:
+    """The start-up pass backfills small processes as a group (grouped queries, one write
+    transaction): what it stores is what each process's own backfill stores, ledger and
+    session ids included; a process with entries already stored goes alone, likewise."""
+    from execlog.config import BackfillMode
+
+    alone, grouped = make_engine("alone.db"), make_engine("grouped.db")
+    ids = seed_varied(alone)
+    assert seed_varied(grouped) == ids
+    partial = EntryRow(ids[0], "raw", 0, encode_raw_entry("stdout", "a"))
+    for engine in (alone, grouped):
+        EntryStore(engine).upsert_entries_now([partial])
+
+    one_by_one = make_backfiller(alone)
+    for pid in ids:
+        assert await one_by_one.backfill_process(pid) is not None
+    lines: list[str] = []
+    run = await make_backfiller(grouped).run_pending(BackfillMode.STARTUP, lines.append)
+
+    assert run.processes == len(ids) and run.errors == 0
+    assert everything_stored(grouped, ids) == everything_stored(alone, ids)
+    assert everything_stored(grouped, ids)[ids[1]][4] is None  # a script process has no turn
+    assert len(everything_stored(grouped, ids)[ids[3]][1]) == 28  # Claude, from its stdout
+    again: list[str] = []
+    await make_backfiller(grouped).run_pending(BackfillMode.STARTUP, again.append)
+    assert again[0].startswith("log-history backfill starting: processes=0, ")
+
+
+async def test_a_read_during_a_start_up_group_waits_for_it(engine: Engine) -> None:
+    """One backfill per process: a read of a process that the pass is backfilling in a group
+    gets the group's result instead of starting a second run."""
+    from execlog.config import BackfillMode
+
+    ids = [seed_process(engine, [stdout(f"p{n} {i}\n") for i in range(300)]) for n in range(3)]
+    backfiller = make_backfiller(engine)
+    pending = backfiller.ledger.fetch_pending()
+    results: dict[str, Any] = {}
+    run = asyncio.create_task(
+        backfiller.run_pending(
+            BackfillMode.STARTUP,
+            lambda _line: None,
+            on_progress=lambda process, result: results.__setitem__(process.process_id, result),
+            only=pending,
+        )
+    )
+    await asyncio.sleep(0)  # one step: the task marks the group in flight, then awaits it
+    read = await backfiller.backfill_process(ids[1])
+    await run
+    assert read is not None and read is results[ids[1]]
+    with engine.connect() as connection:
+        count = connection.execute(select(func.count()).select_from(entries_table)).scalar()
+    assert count == 900

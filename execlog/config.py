@@ -165,7 +165,8 @@ class Settings(BaseSettings):
         le=3600,
         description=(
             "Every wait on the database has this deadline: a request that needs an unavailable "
-            "database answers 503 after it."
+            "database answers 503 after it. On PostgreSQL it is also each statement's "
+            "`statement_timeout`."
         ),
     )
     writer_queue_bytes: int = Field(

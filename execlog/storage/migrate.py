@@ -32,6 +32,10 @@ def run_migrations(engine: Engine) -> None:
     """Upgrade the database to the newest revision; a no-op when it is already there."""
     config = _alembic_config()
     with engine.begin() as connection:
+        if not is_sqlite(engine):
+            # A migration may rewrite a large table: the server's statement deadline is for
+            # requests, not for this (issue 9).
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     if is_sqlite(engine) and (page_size := fetch_sqlite_page_size(engine)) < SQLITE_PAGE_SIZE:

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import StatementError
@@ -374,36 +374,28 @@ class ProcessBackfill:
         normalizer = create_normalizer(executor) if executor in EXECUTORS else None
         return _Replay(self._legacy, pid, self._max_line_bytes, normalizer, use_patches, rows)
 
-    def run_group(self, process_ids: Sequence[str]) -> dict[str, GroupOutcome]:
-        """Backfill many small processes with a few grouped queries and one write transaction
-        (the start-up pass, issue 11: a query round trip per process cost ~2 ms each): their
-        records, their stored entry statistics, their JSONL rows in one ordered query, then
-        entries, ledger rows and agent session ids together. A process that already has
-        entries, or whose rebuild fails, goes alone; so does the whole group if its transaction
-        fails, so that an error belongs to one process. Never raises: each process's outcome is
-        its result, None (nothing to do) or its exception."""
-        outcomes: dict[str, GroupOutcome] = {}
+    def prepare_group(self, process_ids: Sequence[str]) -> PreparedGroup:
+        """The first half of backfilling many small processes (the start-up pass, issue 11: a
+        query round trip per process cost ~2 ms each): their records, their stored entry
+        statistics and their JSONL rows in a few grouped queries, and their rebuilt entries in
+        memory. A process that already has entries goes alone, like one whose rebuild fails."""
+        prepared = PreparedGroup()
         records = self._repository.fetch_processes_by_id(process_ids)
         stored = self._entries.fetch_stats_of_processes(process_ids)
         group: list[ProcessRecord] = []
-        alone: list[ProcessRecord] = []
         for pid in process_ids:
             record = records.get(pid)
             if isinstance(record, ValueError):
-                outcomes[pid] = record
+                prepared.outcomes[pid] = record
             elif record is None or record.status == "running":
-                outcomes[pid] = None
+                prepared.outcomes[pid] = None
             elif any((pid, channel) in stored for channel in CHANNELS):
-                alone.append(record)
+                prepared.alone.append(record)
             else:
                 group.append(record)
         agents = [r.id for r in group if _executor_of(r) in EXECUTORS]
         with_patches = self._legacy.processes_with_patches(agents)
         rows_of = self._legacy.read_rows_of_processes([r.id for r in group])
-        entries: list[EntryRow] = []
-        ledger: list[LedgerRow] = []
-        sessions: list[tuple[str, str]] = []
-        rebuilt: dict[str, BackfillResult] = {}
         for record in group:
             pid = record.id
             executor = _executor_of(record)
@@ -412,22 +404,32 @@ class ProcessBackfill:
                 replay = self._replay(pid, executor, use_patches, rows_of.pop(pid))
                 result, rows = _rebuild_in_memory(replay, pid)
             except Exception as exc:  # this process only; the group goes on
-                outcomes[pid] = exc
+                prepared.outcomes[pid] = exc
                 continue
-            entries += rows
-            ledger.append(_ledger_row(result))
+            prepared.entries += rows
+            prepared.ledger.append(_ledger_row(result))
             if result.agent_session_id is not None:
-                sessions.append((pid, result.agent_session_id))
-            rebuilt[pid] = result
+                prepared.sessions.append((pid, result.agent_session_id))
+            prepared.rebuilt[pid] = (record, result)
+        return prepared
+
+    def write_group(self, prepared: PreparedGroup) -> dict[str, GroupOutcome]:
+        """The second half: entries, ledger rows and agent session ids in one transaction. If
+        it fails, each process goes alone, so that an error belongs to one process. Never
+        raises: each process's outcome is its result, None (nothing to do) or its error."""
+        outcomes = dict(prepared.outcomes)
+        alone = list(prepared.alone)
         try:
             with self._engine.begin() as connection:
-                self._entries.upsert_entries(connection, entries, now_ms())
-                self._ledger.record_many(connection, ledger)
-                self._repository.set_missing_agent_session_ids(connection, sessions, now_ms())
+                self._entries.upsert_entries(connection, prepared.entries, now_ms())
+                self._ledger.record_many(connection, prepared.ledger)
+                self._repository.set_missing_agent_session_ids(
+                    connection, prepared.sessions, now_ms()
+                )
         except Exception:
-            alone += [r for r in group if r.id in rebuilt]
+            alone += [record for record, _result in prepared.rebuilt.values()]
         else:
-            outcomes.update(rebuilt)
+            outcomes.update({pid: result for pid, (_r, result) in prepared.rebuilt.items()})
         for record in alone:
             try:
                 outcomes[record.id] = self.run(record)
@@ -480,6 +482,18 @@ class ProcessBackfill:
 
 
 GroupOutcome = BackfillResult | Exception | None
+
+
+@dataclass(slots=True)
+class PreparedGroup:
+    """Small processes rebuilt in memory, ready for their one write transaction."""
+
+    outcomes: dict[str, GroupOutcome] = field(default_factory=dict)
+    alone: list[ProcessRecord] = field(default_factory=list)
+    entries: list[EntryRow] = field(default_factory=list)
+    ledger: list[LedgerRow] = field(default_factory=list)
+    sessions: list[tuple[str, str]] = field(default_factory=list)
+    rebuilt: dict[str, tuple[ProcessRecord, BackfillResult]] = field(default_factory=dict)
 
 
 def _executor_of(process: ProcessRecord) -> object:
@@ -648,43 +662,58 @@ class LegacyBackfiller:
     def forget(self, process_id: str) -> None:
         self._checked.pop(process_id, None)
 
-    async def _backfill_group(self, process_ids: list[str]) -> dict[str, GroupOutcome]:
-        """Backfill listed processes: one alone (its log is streamed), several small ones as
-        one group in one worker thread. A process another caller is backfilling is waited for,
-        one this backfiller checked since the listing is skipped, and the others are marked in
-        flight, so a read of one of them waits for the group instead of starting its own."""
-        outcomes: dict[str, GroupOutcome] = {}
-        if len(process_ids) == 1:
-            try:
-                outcomes[process_ids[0]] = await self.backfill_process(process_ids[0], pending=True)
-            except Exception as exc:
-                outcomes[process_ids[0]] = exc
-            return outcomes
+    def _claim(self, process_ids: list[str]) -> _Claim:
+        """Mark a group's processes in flight, so a read of one of them waits for the group
+        instead of starting its own run. One that another caller is backfilling is waited for;
+        one this backfiller checked since the listing is skipped."""
         loop = asyncio.get_running_loop()
-        others: dict[str, asyncio.Future[BackfillResult | None]] = {}
-        mine: dict[str, asyncio.Future[BackfillResult | None]] = {}
+        claim = _Claim()
         for pid in process_ids:
             if pid in self._inflight:
-                others[pid] = self._inflight[pid]
+                claim.others[pid] = self._inflight[pid]
             elif pid in self._checked:
-                outcomes[pid] = None
+                claim.skipped.append(pid)
             else:
-                mine[pid] = self._inflight[pid] = loop.create_future()
+                claim.mine[pid] = self._inflight[pid] = loop.create_future()
+        return claim
+
+    async def _prepare(self, claim: _Claim) -> PreparedGroup:
         try:
-            found = await run_in_thread(self._job.run_group, list(mine))
-        except BaseException as exc:  # the listing query itself failed: every process did
-            found = {pid: _as_exception(exc) for pid in mine}
-            if not isinstance(exc, Exception):
-                self._settle(mine, found)
-                raise
-        self._settle(mine, found)
+            return await run_in_thread(self._job.prepare_group, list(claim.mine))
+        except Exception as exc:  # a grouped query failed: each of its processes did
+            return PreparedGroup(outcomes={pid: exc for pid in claim.mine})
+
+    async def _finish(
+        self, claim: _Claim, writing: asyncio.Future[dict[str, GroupOutcome]]
+    ) -> dict[str, GroupOutcome]:
+        """The group's outcomes once its write is done; readers waiting on it are answered."""
+        outcomes: dict[str, GroupOutcome] = dict.fromkeys(claim.skipped)
+        found = await writing
+        self._settle(claim.mine, found)
         outcomes.update(found)
-        for pid, future in others.items():
+        for pid, future in claim.others.items():
             try:
                 outcomes[pid] = await asyncio.shield(future)
             except Exception as exc:
                 outcomes[pid] = exc
         return outcomes
+
+    async def _backfill_alone(self, process_id: str) -> dict[str, GroupOutcome]:
+        try:
+            return {process_id: await self.backfill_process(process_id, pending=True)}
+        except Exception as exc:
+            return {process_id: exc}
+
+    def _abandon(self, claim: _Claim) -> None:
+        """A group the pass left unfinished (it was cancelled): its readers get an error, and
+        the next read or start-up backfills those processes again."""
+        for pid, future in claim.mine.items():
+            if future.done():
+                continue
+            if self._inflight.get(pid) is future:
+                del self._inflight[pid]
+            future.set_exception(BackfillError("the backfill pass was cancelled"))
+            future.exception()
 
     def _settle(
         self,
@@ -721,46 +750,93 @@ class LegacyBackfiller:
             f"total_bytes={total_bytes}, mode={mode}"
         )
         started = time.monotonic()
-        done = errors = entries = bytes_read = 0
-        since_processes = since_bytes = 0
-        for group in _groups(pending):
-            outcomes = await self._backfill_group([p.process_id for p in group])
+        counts = _RunCounts()
+
+        def account(group: list[LegacyProcess], outcomes: dict[str, GroupOutcome]) -> None:
             for process in group:
                 outcome = outcomes.get(process.process_id)
                 result: BackfillResult | None = None
                 if isinstance(outcome, Exception):  # that process only: the run goes on
-                    errors += 1
+                    counts.errors += 1
                     report(
                         f"log-history backfill error: execution_id={process.process_id}, "
                         f"error={describe_error(outcome)}"
                     )
                 else:
-                    done += 1
+                    counts.done += 1
                     result = outcome
                     if result is not None:
-                        entries += result.entries_written
-                bytes_read += process.total_bytes
-                since_processes += 1
-                since_bytes += process.total_bytes
+                        counts.entries += result.entries_written
+                counts.bytes_read += process.total_bytes
+                counts.since_processes += 1
+                counts.since_bytes += process.total_bytes
                 if on_progress is not None:
                     on_progress(process, result)
                 if (
-                    since_processes >= PROGRESS_EVERY_PROCESSES
-                    or since_bytes >= progress_every_bytes
+                    counts.since_processes >= PROGRESS_EVERY_PROCESSES
+                    or counts.since_bytes >= progress_every_bytes
                 ):
-                    if done + errors < len(pending):
+                    processed = counts.done + counts.errors
+                    if processed < len(pending):
                         report(
-                            f"log-history backfill progress: processed={done + errors}, "
-                            f"entries={entries}, bytes={bytes_read}, "
+                            f"log-history backfill progress: processed={processed}, "
+                            f"entries={counts.entries}, bytes={counts.bytes_read}, "
                             f"elapsed_ms={_elapsed_ms(started)}"
                         )
-                    since_processes = since_bytes = 0
-        run = BackfillRun(done, errors, entries, bytes_read, _elapsed_ms(started))
+                    counts.since_processes = counts.since_bytes = 0
+
+        # Groups overlap: one group's write transaction runs in a worker thread while the next
+        # group is read and rebuilt in another (SQLite writes without the GIL); the outcomes
+        # are reported in order. A large process goes alone, its log streamed.
+        writing: tuple[list[LegacyProcess], _Claim, asyncio.Future[Any]] | None = None
+        claims: list[_Claim] = []
+        try:
+            for group in _groups(pending):
+                if len(group) == 1:
+                    if writing is not None:
+                        account(writing[0], await self._finish(writing[1], writing[2]))
+                        writing = None
+                    account(group, await self._backfill_alone(group[0].process_id))
+                    continue
+                claim = self._claim([p.process_id for p in group])
+                claims.append(claim)
+                prepared = await self._prepare(claim)
+                write = asyncio.ensure_future(run_in_thread(self._job.write_group, prepared))
+                if writing is not None:
+                    account(writing[0], await self._finish(writing[1], writing[2]))
+                writing = (group, claim, write)
+            if writing is not None:
+                account(writing[0], await self._finish(writing[1], writing[2]))
+        finally:
+            for claim in claims:  # cancelled: no reader is left waiting on a group
+                self._abandon(claim)
+        run = BackfillRun(
+            counts.done, counts.errors, counts.entries, counts.bytes_read, _elapsed_ms(started)
+        )
         report(
             f"log-history backfill complete: processes={run.processes}, entries={run.entries}, "
             f"bytes={run.bytes}, elapsed_ms={run.elapsed_ms}"
         )
         return run
+
+
+@dataclass(slots=True)
+class _Claim:
+    """A group's processes: marked in flight by this run, in flight elsewhere, or skipped."""
+
+    mine: dict[str, asyncio.Future[BackfillResult | None]] = field(default_factory=dict)
+    others: dict[str, asyncio.Future[BackfillResult | None]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _RunCounts:
+    done: int = 0
+    errors: int = 0
+    entries: int = 0
+    bytes_read: int = 0
+    since_processes: int = 0
+    since_bytes: int = 0
 
 
 def _groups(pending: list[LegacyProcess]) -> Iterator[list[LegacyProcess]]:

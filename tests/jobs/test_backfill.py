@@ -351,3 +351,28 @@ async def test_a_read_during_a_start_up_group_waits_for_it(engine: Engine) -> No
     with engine.connect() as connection:
         count = connection.execute(select(func.count()).select_from(entries_table)).scalar()
     assert count == 900
+
+
+async def test_a_cancelled_pass_leaves_no_reader_waiting(engine: Engine) -> None:
+    """A background pass cancelled at shutdown with a group in flight: a read waiting on that
+    group gets an error instead of hanging, and the next read backfills the process itself."""
+    from execlog.config import BackfillMode
+    from execlog.errors import BackfillError
+
+    ids = [seed_process(engine, [stdout(f"p{n}\n")]) for n in range(3)]
+    backfiller = make_backfiller(engine)
+    run = asyncio.create_task(
+        backfiller.run_pending(
+            BackfillMode.BACKGROUND, lambda _line: None, only=backfiller.ledger.fetch_pending()
+        )
+    )
+    await asyncio.sleep(0)  # one step: the group is marked in flight
+    read = asyncio.create_task(backfiller.backfill_process(ids[1]))
+    await asyncio.sleep(0)  # the read now waits on the group
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+
+    with pytest.raises(BackfillError, match="cancelled"):
+        await read
+    result = await backfiller.backfill_process(ids[1])
+    assert result is not None and result.raw_entries == 1

@@ -16,6 +16,7 @@ BENCHMARKS: Final[list[str]] = [
     "bench.tail_page",
     "bench.server_memory",
     "bench.fanout",
+    "bench.slow_subscriber",
     "bench.http_tail",
     "bench.backfill",
     "bench.raw_search",

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Final
 
 from execlog.errors import DatabaseUnavailableError, ProcessNotFoundError
-from execlog.live.msg_store import LiveEvent, MsgStore, Resync, Snapshot, Subscription
+from execlog.live.msg_store import Checkpoint, LiveEvent, MsgStore, Resync, Subscription
 from execlog.protocol import (
     FINISHED_FRAME,
     Channel,
@@ -33,6 +33,8 @@ from execlog.storage.writer import LogWriter
 __all__ = [
     "BackfillHook",
     "CATCH_UP_CHUNK",
+    "CATCH_UP_SHARE",
+    "CatchUpPacer",
     "cursor_around",
     "FLUSH_DEADLINE_SECONDS",
     "HistoryService",
@@ -46,6 +48,16 @@ BackfillHook = Callable[[str], Awaitable[None]]
 StoreView = Callable[[str, Channel], MsgStore | None]
 
 CATCH_UP_CHUNK: Final = 1000
+# While its producer is busy, the catch-up of lagging streams (CATCH_UP, RESYNC) takes at most
+# this share of the server's time, all streams together; the rest waits until the producer is
+# quiet. A frame costs the server ~12 us to send (one socket write each), as much as ingesting
+# a line: unpaced, one slow subscriber made a 30k-line flood 1.8-2.5x slower (issue 9).
+CATCH_UP_SHARE: Final = 0.02
+# Frames sent between two pacing decisions: under a millisecond of sending.
+PACE_FRAMES: Final = 64
+# A producer is busy until its store has not moved for this long. A flood's output arrives in
+# bursts (a 64 KiB pipe read is ~300 lines) a few milliseconds apart.
+BUSY_WINDOW_SECONDS: Final = 0.05
 # A read that needs entries still queued for the writer waits at most this long for them
 # (the server passes EXECLOG_DB_TIMEOUT_SECONDS), then answers 503.
 FLUSH_DEADLINE_SECONDS: Final = 5.0
@@ -81,6 +93,7 @@ class HistoryService:
         self.flush_deadline_seconds = flush_deadline_seconds
         self._known_ids: OrderedDict[str, None] = OrderedDict()
         self.backfill: BackfillHook | None = None
+        self.pacer = CatchUpPacer()
 
     # --- pages ------------------------------------------------------------------------------
 
@@ -173,6 +186,35 @@ class HistoryService:
             self._known_ids.popitem(last=False)
 
 
+class CatchUpPacer:
+    """The one budget of catch-up sending, shared by every stream of a server (issue 9: a slow
+    subscriber never slows the producer). A chunk of catch-up frames sent while its producer is
+    busy is charged, and the next such chunk of any stream starts no sooner than the budget
+    allows: at most ``share`` of the time in all. While the producer is quiet, catch-ups go at
+    full speed and are not charged."""
+
+    def __init__(self, share: float = CATCH_UP_SHARE) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share}")
+        self._share = share
+        self._next_start = 0.0
+
+    @staticmethod
+    def now() -> float:
+        return asyncio.get_running_loop().time()
+
+    async def pace(self, started: float, busy: bool) -> None:
+        """After a chunk sent since ``started`` (``now()``): while the producer is ``busy``,
+        charge it and wait for the budget. Always yield: sending does not, and the producer's
+        output is read on the same loop."""
+        delay = 0.0
+        if busy:
+            now = self.now()
+            self._next_start = max(self._next_start, started) + (now - started) / self._share
+            delay = max(0.0, self._next_start - now)
+        await asyncio.sleep(delay)
+
+
 class StreamPhase(StrEnum):
     """Where a stream is. CATCH_UP: what the client lacks, from the database (below memory),
     then memory. LIVE: the store's events as they happen. RESYNC: the subscriber overflowed;
@@ -187,10 +229,13 @@ class StreamPhase(StrEnum):
 class LogStream:
     """One subscriber's frames: ``append``/``replace`` frames, then ``finished`` last.
 
-    Gapless: the stream subscribes before it snapshots (a per-store sequence number drops the
-    overlap), and reads from the database only below the first index memory holds, after
-    flushing the writer. Duplicate-free: ``_last_sent`` is the highest index the client holds
-    (or asked to start after); an ``append`` at or below it is never sent again.
+    Gapless: the stream subscribes before it takes a checkpoint (a per-store sequence number
+    drops the overlap), and reads from the database only below the first index memory holds,
+    after flushing the writer. Duplicate-free: ``_last_sent`` is the highest index the client
+    holds (or asked to start after); an ``append`` at or below it is never sent again.
+
+    Catch-ups (CATCH_UP, RESYNC) read the entries as they send them, a chunk at a time, and are
+    paced by the server's ``CatchUpPacer`` while the producer is busy.
     """
 
     def __init__(
@@ -201,6 +246,9 @@ class LogStream:
         self._channel = channel
         self._after = after
         self._last_sent = -1 if after is None else after
+        # The store's seq when last looked at, and when it was last seen to move.
+        self._seen_seq = 0
+        self._moved_at = -BUSY_WINDOW_SECONDS
         self.phase = StreamPhase.CATCH_UP
 
     def __aiter__(self) -> AsyncIterator[str]:
@@ -214,6 +262,7 @@ class LogStream:
             async for frame in self._ended_process_frames():
                 yield frame
         else:
+            self._seen_seq = store.seq
             with store.subscribe() as subscription:
                 while self.phase is not StreamPhase.ENDED:
                     async for frame in self._run_phase(store, subscription):
@@ -241,19 +290,13 @@ class LogStream:
         self.phase = StreamPhase.ENDED
 
     async def _catch_up(self, store: MsgStore, subscription: Subscription) -> AsyncIterator[str]:
-        """With ``after``: the database up to memory, then memory above ``after``. Without:
-        what memory holds."""
-        snapshot = subscription.snapshot()
-        held = snapshot.entries
-        if self._after is not None:
-            async for frame in self._stored_frames(
-                self._after, _first_held(snapshot, store), encode_append_frame
-            ):
-                yield frame
-            held = [entry for entry in held if entry.entry_index > self._after]
-        for frame in self._frames(held, encode_append_frame):
+        """With ``after``: every entry above it, from the database up to memory, then memory.
+        Without: what memory holds."""
+        point = subscription.checkpoint()
+        after = point.first_held - 1 if self._after is None else self._after
+        async for frame in self._entries_between(store, after, point, encode_append_frame):
             yield frame
-        self.phase = StreamPhase.ENDED if snapshot.finished else StreamPhase.LIVE
+        self.phase = StreamPhase.ENDED if point.finished else StreamPhase.LIVE
 
     async def _live(self, subscription: Subscription) -> AsyncIterator[str]:
         while True:
@@ -280,21 +323,17 @@ class LogStream:
         index is then complete, and a slow one receives each entry about once."""
         since_seq = subscription.cursor
         since_ms = subscription.cursor_time_ms
-        snapshot = subscription.snapshot()
-        first_held = _first_held(snapshot, store)
+        point = subscription.checkpoint()
         last_sent = self._last_sent
-        stale = await self._replaced_entries(store, snapshot, first_held, since_seq, since_ms)
-        for frame in self._frames(stale, encode_replace_frame):
+        stale = await self._replaced_entries(store, since_seq, since_ms)
+        async for frame in self._paced(store, self._frames(stale, encode_replace_frame)):
             yield frame
-        async for frame in self._stored_frames(last_sent, first_held, encode_replace_frame):
+        async for frame in self._entries_between(store, last_sent, point, encode_replace_frame):
             yield frame
-        held = [entry for entry in snapshot.entries if entry.entry_index > last_sent]
-        for frame in self._frames(held, encode_replace_frame):
-            yield frame
-        self.phase = StreamPhase.ENDED if snapshot.finished else StreamPhase.LIVE
+        self.phase = StreamPhase.ENDED if point.finished else StreamPhase.LIVE
 
     async def _replaced_entries(
-        self, store: MsgStore, snapshot: Snapshot, first_held: int, since_seq: int, since_ms: int
+        self, store: MsgStore, since_seq: int, since_ms: int
     ) -> list[StoredEntry]:
         """Entries at or below the last index sent that were replaced after it was sent, in
         their newest form, ascending."""
@@ -312,30 +351,68 @@ class LogStream:
             )
             replaced = {entry.entry_index for entry in stored}
         indexes = sorted(index for index in replaced if index <= last_sent)
+        # Memory's part now, synchronously: it may evict while the database answers.
+        first_held = _first_held(store)
+        held = [
+            entry
+            for index in indexes
+            if index >= first_held
+            for entry in store.held_range(index, index + 1)
+        ]
         evicted = [index for index in indexes if index < first_held]
-        entries: list[StoredEntry] = []
-        if evicted:
-            await history.flush_writes()
-            entries = await history._entries.afetch_indexes(
-                self._process_id, self._channel, evicted
-            )
-        held = snapshot.entries
-        entries += [held[index - first_held] for index in indexes if index >= first_held]
-        return entries
+        if not evicted:
+            return held
+        await history.flush_writes()
+        entries = await history._entries.afetch_indexes(self._process_id, self._channel, evicted)
+        return entries + held
 
     # --- steps ------------------------------------------------------------------------------
 
-    async def _stored_frames(
-        self, after: int, stop: int, encode: _FrameEncoder
+    async def _entries_between(
+        self, store: MsgStore, after: int, point: Checkpoint, encode: _FrameEncoder
     ) -> AsyncIterator[str]:
-        if after + 1 >= stop:
-            return
-        await self._history.flush_writes()
-        async for batch in self._history.iter_stored_after(
-            self._process_id, self._channel, after, stop
-        ):
-            for frame in self._frames(batch, encode):
+        """Frames of the entries ``after < index < point.next_index``, read as they are sent:
+        from memory while it holds them, else from the database (after flushing the writer),
+        paced."""
+        position = after
+        stop = point.next_index
+        while position + 1 < stop:
+            first_held = _first_held(store)
+            if position + 1 >= first_held:
+                batch = store.held_range(position + 1, min(stop, position + 1 + PACE_FRAMES))
+            else:
+                await self._history.flush_writes()
+                batch = await self._history._entries.afetch_entries_after(
+                    self._process_id, self._channel, position, CATCH_UP_CHUNK
+                )
+                # Memory has the newest form of what it still holds.
+                batch = [entry for entry in batch if entry.entry_index < first_held]
+                if not batch:  # the database lacks them (truncated history): on to memory
+                    position = first_held - 1
+                    continue
+            async for frame in self._paced(store, self._frames(batch, encode)):
                 yield frame
+            position = batch[-1].entry_index
+
+    async def _paced(self, store: MsgStore, frames: list[str]) -> AsyncIterator[str]:
+        """``frames``, a chunk at a time; after each, the pacer decides, told whether the
+        producer is busy."""
+        pacer = self._history.pacer
+        for start in range(0, len(frames), PACE_FRAMES):
+            started = pacer.now()
+            for frame in frames[start : start + PACE_FRAMES]:
+                yield frame
+            busy = self._producer_busy(store)
+            await pacer.pace(started, busy)
+
+    def _producer_busy(self, store: MsgStore) -> bool:
+        """Whether the store has moved within ``BUSY_WINDOW_SECONDS`` and is not finished."""
+        now = self._history.pacer.now()
+        seq = store.seq
+        if seq != self._seen_seq:
+            self._seen_seq = seq
+            self._moved_at = now
+        return not store.finished and now - self._moved_at < BUSY_WINDOW_SECONDS
 
     def _frames(self, entries: list[StoredEntry], encode: _FrameEncoder) -> list[str]:
         frames = [encode(index, entry_json) for index, entry_json in entries]
@@ -352,7 +429,7 @@ class LogStream:
         return False
 
 
-def _first_held(snapshot: Snapshot, store: MsgStore) -> int:
-    """Where memory begins: indexes below it come from the database. Read in the same tick as
-    the snapshot, so no event can fall in between."""
-    return snapshot.entries[0].entry_index if snapshot.entries else store.next_index
+def _first_held(store: MsgStore) -> int:
+    """Where memory begins now: indexes below it come from the database."""
+    first_held = store.first_held_index
+    return store.next_index if first_held is None else first_held

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKED = ("ingest", "tail_page", "server_memory", "http_tail", "backfill", "raw_search")
+SMOKED = (
+    "ingest",
+    "tail_page",
+    "server_memory",
+    "http_tail",
+    "backfill",
+    "raw_search",
+    "slow_subscriber",
+)
 
 
 @pytest.mark.bench
@@ -44,6 +52,8 @@ def test_quick_benchmarks_run_and_write_their_results(tmp_path: Path) -> None:
     small_lines = backfill["one_process_small_lines"]
     assert small_lines["entries_written"] == small_lines["jsonl_lines"]
     assert backfill["agent_output"]["line_bytes_median"] > 500
+    slow = figures["slow_subscriber"]["results"]
+    assert slow["frames_per_entry"] < 1.1 and slow["producer_slowdown"] > 0
     search = figures["raw_search"]["results"]["queries"]
     assert search["item 12345 in"]["hits"] == 1 and search["no such text"]["hits"] == 0
     assert search["processed"]["hits"] == 1000 and search["processed"]["windows"] == 1

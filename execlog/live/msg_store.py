@@ -26,6 +26,7 @@ from execlog.protocol import (
 )
 
 __all__ = [
+    "Checkpoint",
     "DEFAULT_QUEUE_BYTES",
     "REPLACED_LOG_CAPACITY",
     "LiveEvent",
@@ -79,6 +80,19 @@ class LiveEvent:
                 frame = FINISHED_FRAME
             self._frame = frame
         return frame
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a subscriber restarts, without copying what memory holds: as of event ``seq``,
+    memory held the indexes ``first_held <= index < next_index`` (none when they are equal)
+    and ``finished`` was known. A stream reads them as it sends them (issue 9: a lagging
+    subscriber holds no copy of the history while it catches up)."""
+
+    first_held: int
+    next_index: int
+    seq: int
+    finished: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +179,24 @@ class Subscription:
 
     def snapshot(self) -> Snapshot:
         """The held entries now; later ``next_events`` calls return only newer events."""
+        point = self.checkpoint()
+        return Snapshot(self._store.held_after(None), point.seq, point.finished)
+
+    def checkpoint(self) -> Checkpoint:
+        """Like ``snapshot()``, without the entries: later ``next_events`` calls return only
+        events after it."""
         self._advance()
         self._resync = False
         store = self._store
-        return Snapshot(store.held_after(None), store._seq, store._finished)
+        store._buffer_events()
+        first_held = store.first_held_index
+        next_index = store._next_index
+        return Checkpoint(
+            next_index if first_held is None else first_held,
+            next_index,
+            store._seq,
+            store._finished,
+        )
 
     def _advance(self) -> None:
         store = self._store
@@ -260,6 +288,7 @@ class MsgStore:
         "_events_base",
         "_events_bytes",
         "_published_bytes",
+        "_buffering",
         "_replaced",
         "_replaced_forgotten",
         "_waiters",
@@ -307,6 +336,9 @@ class MsgStore:
         self._events_base = 1
         self._events_bytes = 0  # payload bytes of _events
         self._published_bytes = 0  # payload bytes of every event published so far
+        # False while every subscriber has overflowed: none will read an event published now
+        # (each takes a checkpoint first), so none is buffered (see _trim_events).
+        self._buffering = True
         # (seq, index) of recent replaces; seq of the newest one this log has forgotten.
         self._replaced: deque[tuple[int, int]] = deque(maxlen=REPLACED_LOG_CAPACITY)
         self._replaced_forgotten = 0
@@ -334,7 +366,7 @@ class MsgStore:
             self._evict()
         self._seq += 1
         if self._subscribers:
-            self._publish(LiveEvent(self._seq, "append", index, entry_json))
+            self._publish("append", index, entry_json)
         return index
 
     def replace(self, entry_index: int, entry_json: str) -> None:
@@ -361,7 +393,7 @@ class MsgStore:
             self._replaced_forgotten = replaced[0][0]
         replaced.append((self._seq, entry_index))
         if self._subscribers:
-            self._publish(LiveEvent(self._seq, "replace", entry_index, entry_json))
+            self._publish("replace", entry_index, entry_json)
 
     def finish(self) -> None:
         """Publish ``finished``, the last event; idempotent."""
@@ -370,7 +402,7 @@ class MsgStore:
         self._finished = True
         self._seq += 1
         if self._subscribers:
-            self._publish(LiveEvent(self._seq, "finished", -1, ""))
+            self._publish("finished", -1, "")
 
     def _evict(self) -> None:
         jsons = self._jsons
@@ -394,17 +426,17 @@ class MsgStore:
             head = 0
         self._head = head
 
-    def _publish(self, event: LiveEvent) -> None:
-        events = self._events
-        if not events:
-            self._events_base = event.seq
-        events.append(event)
-        size = len(event.entry_json)
+    def _publish(self, kind: EventKind, entry_index: int, entry_json: str) -> None:
+        size = len(entry_json)
         self._published_bytes += size
-        self._events_bytes += size
-        capacity = self._queue_capacity
-        if len(events) > 2 * capacity or self._events_bytes > 2 * self._queue_bytes:
-            self._trim_events()
+        if self._buffering:
+            events = self._events
+            if not events:
+                self._events_base = self._seq
+            events.append(LiveEvent(self._seq, kind, entry_index, entry_json))
+            self._events_bytes += size
+            if len(events) > 2 * self._queue_capacity or self._events_bytes > 2 * self._queue_bytes:
+                self._trim_events()
         if self._waiters:
             self._wake_waiters()
 
@@ -423,6 +455,21 @@ class MsgStore:
         del events[:drop]
         self._events_base += drop
         self._events_bytes = held_bytes
+        # Checked here, once per queue's worth of events: when every subscriber has overflowed,
+        # stop buffering until one takes a checkpoint. A subscriber slower than its producer
+        # is overflowed most of the time, and the producer then pays nothing for it (issue 9).
+        behind = self._behind
+        if all(sub._resync or behind(sub._cursor, sub._cursor_bytes) for sub in self._subscribers):
+            self._buffering = False
+            events.clear()
+            self._events_bytes = 0
+
+    def _buffer_events(self) -> None:
+        """A subscriber restarts from the current seq: buffer events from the next one on."""
+        if not self._buffering:
+            self._buffering = True
+            self._events.clear()
+            self._events_bytes = 0
 
     def _behind(self, cursor: int, cursor_bytes: int) -> bool:
         """A subscriber at ``cursor`` has more unread than its queue may hold."""
@@ -444,6 +491,7 @@ class MsgStore:
         """A new subscription; take its ``snapshot()`` next, then read ``next_events()``."""
         subscription = Subscription(self)
         self._subscribers.add(subscription)
+        self._buffer_events()
         return subscription
 
     @property
@@ -479,6 +527,12 @@ class MsgStore:
     @property
     def next_index(self) -> int:
         return self._next_index
+
+    @property
+    def seq(self) -> int:
+        """How many events (appends, replaces, the end) the store has published: it moves
+        while the producer is busy."""
+        return self._seq
 
     @property
     def first_held_index(self) -> int | None:

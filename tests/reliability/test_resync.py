@@ -4,17 +4,22 @@ of an entry memory has evicted, falling inside an overflow window, still arrives
 
 from __future__ import annotations
 
-import asyncio
-import time
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 
 from bench.serverproc import run_server
+from bench.slow_subscriber import (
+    SERVER_ENV,
+    TARGET_FRAMES_PER_ENTRY,
+    TARGET_SLOWDOWN,
+    measure,
+    summarize,
+)
 from tests.api.helpers import create_session, script_body, wait_for_process_end, walk_history
 from tests.api.test_logs_ws import (
     FINISHED,
@@ -33,97 +38,34 @@ from tests.conftest import LiveServer
 pytestmark = [pytest.mark.asyncio]
 
 LINES = 30_000
-PAD = 200
-# The issue asks for 10 %. Measured here: 2-2.5x, the cost of encoding and sending each entry
-# once more on the server's one event loop, on 2 cores shared with other jobs (the reader no
-# longer gets entries more than once: 1.00 frames per entry). docs/reliability.md.
-SLOWDOWN_BOUND = 3.0
+ROUNDS = 4
 
 
-def flood_script(gate: Path) -> dict[str, Any]:
-    code = (
-        "import os, sys, time\n"
-        "deadline = time.monotonic() + 60\n"
-        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
-        "    time.sleep(0.002)\n"
-        f"for i in range({LINES}): print(f'{{i}} ' + 'x' * {PAD})\n"
-    )
-    return script_body(code)
-
-
-async def run_flood(
-    url: str, ws_url: str, tmp_path: Path, name: str, *, slow_reader: bool
-) -> tuple[float, StreamResult | None, list[dict[str, Any]]]:
-    """Seconds from the gate to the process's end, the slow reader's frames, the history."""
-    gate = tmp_path / f"gate-{name}"
-    result = StreamResult()
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        session = await create_session(client, flood_script(gate))
-        pid = session["processes"][0]["id"]
-        reader: asyncio.Task[None] | None = None
-        subscribed = asyncio.Event()
-        if slow_reader:
-
-            async def read_slowly() -> None:
-                stream = f"{ws_url}/api/execution-processes/{pid}/raw-logs/v2/ws?after=-1"
-                async with connect(stream, max_queue=1) as ws:
-                    subscribed.set()
-                    for _ in range(3 * LINES):
-                        frame = await receive_frame(ws)
-                        if frame is None:
-                            result.close_code = ws.close_code
-                            return
-                        result.frames.append(frame)
-                        if len(result.frames) % 50 == 0:
-                            # At most 10k frames/s: slower than the producer, yet quick enough
-                            # that the server's keep-alive pings are answered in time.
-                            await asyncio.sleep(0.005)
-                    raise AssertionError("too many frames")
-
-            reader = asyncio.create_task(read_slowly())
-            await asyncio.wait_for(subscribed.wait(), 30)
-        started = time.monotonic()
-        gate.touch()
-        assert (await wait_for_process_end(client, pid))["status"] == "completed"
-        elapsed = time.monotonic() - started
-        if reader is not None:
-            await asyncio.wait_for(reader, 120)
-        history = await walk_history(client, pid, "raw", 1000)
-    return elapsed, (result if slow_reader else None), history
-
-
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 async def test_a_slow_subscriber_gets_each_entry_about_once_and_slows_nothing(
     tmp_path: Path,
 ) -> None:
-    """On a real ``execlog serve`` (its own process, so the test client does not share its
-    interpreter): alternating runs without and with a slow reader, best of three each."""
-    env = {"EXECLOG_WS_QUEUE_CAPACITY": "256", "EXECLOG_LOG_HISTORY_MAX_ENTRIES": "2000"}
-    alone: list[float] = []
-    watched: list[float] = []
-    slow: StreamResult | None = None
-    with run_server(tmp_path, env) as server:
-        ws_url = "ws" + server.url[len("http") :]
-        for round_ in range(3):
-            elapsed, _, _ = await run_flood(
-                server.url, ws_url, tmp_path, f"a{round_}", slow_reader=False
-            )
-            alone.append(elapsed)
-            elapsed, slow, history = await run_flood(
-                server.url, ws_url, tmp_path, f"w{round_}", slow_reader=True
-            )
-            watched.append(elapsed)
-    assert slow is not None
+    """Issue 9's figures, on a real ``execlog serve``: alternating floods without and with a
+    reader of at most ~10k frames/s, each in a process of its own (bench/slow_subscriber.py).
+    Under 1.1 frames per entry, and the producer's own time for the flood, best run against
+    best run, within 10 % of the runs without the reader."""
+    with run_server(tmp_path, SERVER_ENV) as server:
+        alone, watched = await measure(server, tmp_path, lines=LINES, rounds=ROUNDS)
+        last = watched[-1]
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            history = await walk_history(client, last.process_id, "raw", 1000)
+    figures = summarize(LINES, alone, watched)
+    print(figures)
     expected = {e["entry_index"]: e["entry"] for e in history}
     assert len(expected) == LINES
-    assert slow.frames[-1] == FINISHED and slow.close_code == 1000
-    assert slow.indexes("replace"), "the reader never fell behind: not slow enough"
-    assert_upserts_match(slow.frames, expected)
-    assert_no_gaps(slow.entry_frames, after=-1)
-    frames_per_entry = len(slow.entry_frames) / LINES
-    print(f"frames per entry {frames_per_entry:.3f}; alone {alone}, watched {watched}")
-    assert frames_per_entry < 1.1, frames_per_entry
-    assert min(watched) <= min(alone) * SLOWDOWN_BOUND, (alone, watched)
+    assert last.frames is not None
+    frames = [json.loads(line) for line in last.frames.read_text().splitlines()]
+    assert frames[-1] == FINISHED
+    assert [f for f in frames if f["type"] == "replace"], "the reader never fell behind"
+    assert_upserts_match(frames, expected)
+    assert_no_gaps(frames[:-1], after=-1)
+    assert figures["frames_per_entry"] < TARGET_FRAMES_PER_ENTRY, figures
+    assert figures["producer_slowdown"] <= TARGET_SLOWDOWN, figures
 
 
 @pytest.mark.timeout(60)

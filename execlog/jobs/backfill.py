@@ -35,6 +35,7 @@ from execlog.protocol import (
     OutputStream,
     encode_normalized_entry,
     encode_raw_entry,
+    encode_raw_entry_quoted,
     now_ms,
 )
 from execlog.runner.executors import EXECUTORS, create_normalizer
@@ -47,6 +48,7 @@ from execlog.storage.entries import EntryRow, EntryStats, EntryStore
 from execlog.storage.legacy import (
     JsonPatchMessage,
     LegacyLogStore,
+    QuotedLineMessage,
     SessionIdMessage,
     StderrMessage,
     StdoutMessage,
@@ -220,7 +222,7 @@ class _Replay:
         use_patches: bool,
         rows: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        self.reader = legacy.read_messages(process_id, rows=rows)
+        self.reader = legacy.read_messages(process_id, rows=rows, quoted_lines=True)
         self._max_line_bytes = max_line_bytes
         self._streams: dict[OutputStream, _StreamText] = {
             "stdout": _StreamText(max_line_bytes),
@@ -236,9 +238,11 @@ class _Replay:
 
     def chunks(self) -> Iterator[tuple[_Rows, _Rows]]:
         streams = self._streams
-        # A text that is exactly one short ASCII line after a completed one splits into that
-        # line: the splitter would return ``[text[:-1]]``, so skip its encode/decode round trip
-        # (execlog's own dual-mode JSONL is all such texts). ``idle``: no partial line pending.
+        # A text that is exactly one short line after a completed one splits into that line:
+        # the splitter would return ``[text[:-1]]``, so skip its encode/decode round trip (a
+        # pipe chunk of agent output and execlog's own dual-mode JSONL are nearly all such
+        # texts). ``short``: at most 4 bytes a character, so within the line limit. ``idle``:
+        # no partial line pending. The text must be ASCII or quoted (no lone surrogates).
         short = self._max_line_bytes // 4
         idle = {"stdout": True, "stderr": True}
         raw_only = self._normalizer is None
@@ -246,23 +250,35 @@ class _Replay:
         chunk_bytes = 0
         for message in self.reader:
             kind = type(message)
-            if kind is StdoutMessage or kind is StderrMessage:
-                stream: OutputStream = "stdout" if kind is StdoutMessage else "stderr"
+            if kind is QuotedLineMessage or kind is StdoutMessage or kind is StderrMessage:
+                quoted: str | None = None
+                stream: OutputStream
+                if kind is QuotedLineMessage:
+                    stream = message.stream  # type: ignore[union-attr]
+                    quoted = message.quoted  # type: ignore[union-attr]
+                else:
+                    stream = "stdout" if kind is StdoutMessage else "stderr"
                 text: str = message.text  # type: ignore[union-attr]
                 chunk_bytes += len(text)
                 if (
                     idle[stream]
                     and text.endswith("\n")
                     and len(text) <= short
-                    and text.isascii()
                     and text.count("\n") == 1
                     and "\r" not in text
+                    and (quoted is not None or text.isascii())
                 ):
+                    # The line's own quoted text is its payload's content: no encode (it had
+                    # no \u escape, so a non-ASCII text holds no lone surrogate to join).
+                    if quoted is None:
+                        payload = encode_raw_entry(stream, text[:-1])
+                    else:
+                        payload = encode_raw_entry_quoted(stream, quoted)
                     if raw_only:
-                        raw.append((self.raw_index, encode_raw_entry(stream, text[:-1])))
+                        raw.append((self.raw_index, payload))
                         self.raw_index += 1
                     else:
-                        self._add_line(stream, text[:-1])
+                        self._add_line(stream, text[:-1], payload)
                 else:
                     splitter = streams[stream]
                     for line in splitter.feed(text):
@@ -292,8 +308,8 @@ class _Replay:
         self._raw, self._normalized = [], []
         return taken
 
-    def _add_line(self, stream: OutputStream, line: str) -> None:
-        self._raw.append((self.raw_index, encode_raw_entry(stream, line)))
+    def _add_line(self, stream: OutputStream, line: str, payload: str | None = None) -> None:
+        self._raw.append((self.raw_index, payload or encode_raw_entry(stream, line)))
         self.raw_index += 1
         if self._normalizer is not None:
             self._conversation(self._normalizer.feed(stream, line))

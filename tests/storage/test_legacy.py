@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, event, select
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, create_engine, event, select
 
 from execlog.protocol import (
     LEGACY_FINISHED_LINE,
+    OutputStream,
     encode_legacy_patch_line,
     encode_legacy_session_id_line,
     encode_legacy_stream_line,
     encode_raw_entry,
+    encode_raw_entry_quoted,
 )
 from execlog.storage.legacy import (
     FinishedMessage,
     JsonPatchMessage,
     LegacyLogStore,
     PatchOperation,
+    QuotedLineMessage,
     SessionIdMessage,
     StderrMessage,
     StdoutMessage,
@@ -198,3 +205,94 @@ def test_unknown_process_reads_nothing(any_engine: Engine) -> None:
     assert list(reader) == []
     assert reader.total_bytes() == 0
     assert reader.bytes_read == 0
+
+
+# --- quoted lines (the backfill's payloads sliced from the JSONL, issue 11) -------------------
+
+_KEYS: dict[OutputStream, str] = {"stdout": "Stdout", "stderr": "Stderr"}
+LineEncoder = Callable[[OutputStream, str], str]
+
+
+def _compact_stdlib(stream: OutputStream, text: str) -> str:
+    return json.dumps({_KEYS[stream]: text}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _ascii_stdlib(stream: OutputStream, text: str) -> str:
+    return json.dumps({_KEYS[stream]: text}, separators=(",", ":"))  # non-ASCII as \\uXXXX
+
+
+def _escaped_slashes(stream: OutputStream, text: str) -> str:
+    return _compact_stdlib(stream, text).replace("/", "\\/")  # valid JSON, not our encoding
+
+
+def _spaced(stream: OutputStream, text: str) -> str:
+    return json.dumps({_KEYS[stream]: text}, ensure_ascii=False)  # CONTRACT.md's spacing
+
+
+def _ours(stream: OutputStream, text: str) -> str:
+    return (
+        encode_legacy_stream_line(stream, text[:-1])
+        if text.endswith("\n")
+        else ('{"' + _KEYS[stream] + '":' + json.dumps(text, ensure_ascii=False) + "}")
+    )
+
+
+_LINE_ENCODERS: tuple[LineEncoder, ...] = (
+    _ours,
+    _compact_stdlib,
+    _ascii_stdlib,
+    _escaped_slashes,
+    _spaced,
+)
+_TRICKY = st.sampled_from(list('"\\/\n\r\t\b\f\x00\x1f\x7fu\u2028\u00e9\U0001f600'))
+_TEXTS = st.text(alphabet=st.one_of(_TRICKY, st.characters(exclude_categories=("Cs",))))
+_READER_ENGINE = create_engine("sqlite://")
+
+
+def _read_one(line: str) -> list[Any]:
+    reader = LegacyLogStore(_READER_ENGINE).read_messages(
+        "p", rows=[(line, len(line.encode()))], quoted_lines=True
+    )
+    return list(reader)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=_TEXTS,
+    newline=st.booleans(),
+    stream=st.sampled_from(["stdout", "stderr"]),
+    encode_line=st.sampled_from(_LINE_ENCODERS),
+)
+@example(text="a\\", newline=True, stream="stdout", encode_line=_ours)
+@example(text="\n", newline=False, stream="stdout", encode_line=_ours)
+@example(text="\\u00e9 \\/", newline=True, stream="stderr", encode_line=_compact_stdlib)
+def test_a_quoted_line_gives_exactly_the_encoders_payload(
+    text: str, newline: bool, stream: OutputStream, encode_line: LineEncoder
+) -> None:
+    """Whoever wrote the line (any valid JSON quoting), a ``QuotedLineMessage`` carries the text
+    and a quoted form whose payload equals ``encode_raw_entry``'s byte for byte; a line quoted
+    otherwise (``\\u``, ``\\/``, spacing) or a text without a final newline reads as before."""
+    text += "\n" if newline else ""
+    line = encode_line(stream, text)
+
+    (message,) = _read_one(line)
+
+    plain = StdoutMessage(text) if stream == "stdout" else StderrMessage(text)
+    compact = line.startswith('{"' + _KEYS[stream] + '":"')
+    if text.endswith("\n") and compact and "\\u" not in line and "\\/" not in line:
+        assert isinstance(message, QuotedLineMessage)
+        assert (message.stream, message.text) == (stream, text)
+        payload = encode_raw_entry_quoted(stream, message.quoted)
+        assert payload.encode() == encode_raw_entry(stream, text[:-1]).encode()
+    else:
+        assert message == plain
+
+
+def test_a_line_with_another_key_after_the_text_is_not_quoted() -> None:
+    """``{"Stdout":"a\\n","MessageId":"b\\n"}`` starts and ends like a one-key line: the slice
+    between them is not one JSON string, so the general decoding reads it."""
+    for line in ('{"Stdout":"a\\n","MessageId":"b\\n"}', '{"Stdout":"a\\n","Stdout":"b\\n"}'):
+        (message,) = _read_one(line)
+        assert type(message) is StdoutMessage
+    assert _read_one('{"Stdout":"a\\\\n"}') == [StdoutMessage("a\\n")]  # backslash, n
+    assert _read_one('{"Stdout":"a\\n"') == []  # malformed: counted by the general path

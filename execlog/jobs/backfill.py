@@ -443,7 +443,7 @@ class ProcessBackfill:
         alone = list(prepared.alone)
         try:
             with self._engine.begin() as connection:
-                self._entries.upsert_entries(connection, prepared.entries, now_ms())
+                self._entries.upsert_entries(connection, prepared.entries, now_ms(), bulk=True)
                 self._ledger.record_many(connection, prepared.ledger)
                 self._repository.set_missing_agent_session_ids(
                     connection, prepared.sessions, now_ms()

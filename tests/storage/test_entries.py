@@ -209,6 +209,37 @@ def test_upsert_same_key_twice_in_one_call_last_wins(any_engine: Engine) -> None
     ]
 
 
+@pytest.mark.parametrize("bulk_path", ["entries", "channel_rows"])
+def test_bulk_upserts_of_every_statement_size_store_each_row_once(
+    any_engine: Engine, bulk_path: str
+) -> None:
+    """The backfill's bulk writes (statements of 2,000 rows and the smaller sizes): 2,627 rows
+    need every size; a second pass over part of them (across a statement boundary) replaces."""
+    store = EntryStore(any_engine)
+    process_id = new_process_id()
+    total = 2_000 + 500 + 100 + 20 + 5 + 2
+
+    def write(indexes: list[int], text: str) -> None:
+        pairs = [(i, encode_raw_entry("stdout", f"{text} {i}")) for i in indexes]
+        with any_engine.begin() as connection:
+            if bulk_path == "entries":
+                rows = [EntryRow(process_id, "raw", i, payload) for i, payload in pairs]
+                store.upsert_entries(connection, rows, 1_000, bulk=True)
+            else:
+                store.upsert_channel_rows(connection, process_id, "raw", pairs, 1_000)
+
+    write(list(range(total)), "first")
+    write([*range(1_990, 2_010), 5], "second")
+
+    stored = store.fetch_range(process_id, "raw", 0, total)
+    replaced = {*range(1_990, 2_010), 5}
+    assert stored == [
+        StoredEntry(i, encode_raw_entry("stdout", f"{'second' if i in replaced else 'first'} {i}"))
+        for i in range(total)
+    ]
+    assert store.fetch_stats(process_id, "raw") == EntryStats(total, 0, total - 1)
+
+
 def test_upsert_rolls_back_with_the_callers_transaction(any_engine: Engine) -> None:
     store = EntryStore(any_engine)
     process_id = new_process_id()

@@ -12,12 +12,12 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import httpx
 
 from bench.serverproc import run_server
-from bench.ui_browser import browser_page
+from bench.ui_browser import CdpPage, browser_page
 
 NAME: Final = "ui_conversation"
 ENTRIES: Final = 100_000
@@ -112,14 +112,13 @@ def _time_to_first_entry(url: str, session_id: str) -> float:
 def _load_earlier_round_trips(url: str, session_id: str) -> list[float]:
     with browser_page() as page:
         page.goto(f"{url}/sessions/{session_id}")
-        button = page.get_by_role("button", name="Load earlier history")
-        button.wait_for()
+        page.wait_for_role("button", "Load earlier history")
         samples: list[float] = []
         for _ in range(LOADS):
             samples.append(_one_round_trip(page))
         return samples
 
 
-def _one_round_trip(page: Any) -> float:
+def _one_round_trip(page: CdpPage) -> float:
     value: float = page.evaluate(LOAD_EARLIER_ROUND_TRIP)
     return value

@@ -1,40 +1,13 @@
-// A file change as a unified diff (parsed by the `diff` library), or a written file's content.
-import { parsePatch } from "diff";
+// A file change as a diff (DiffBody, loaded late with the `diff` library); until its code is
+// in, the change's raw text.
 import type { FileChange } from "../api/types";
+import { lateModule } from "./lateModule";
+
+export const diffModule = lateModule(() => import("./DiffBody"));
 
 export function DiffView({ change }: { change: FileChange }) {
-  const patchText = typeof change.unified_diff === "string" ? change.unified_diff : typeof change.diff === "string" ? change.diff : null;
-  if (patchText !== null) {
-    const patches = parsePatch(patchText);
-    return (
-      <div className="diff">
-        {patches.flatMap((patch, p) =>
-          patch.hunks.map((hunk, h) => (
-            <pre key={`${p}:${h}`} className="hunk">
-              <span className="hunk-header">
-                @@ -{hunk.oldStart},{hunk.oldLines} +{hunk.newStart},{hunk.newLines} @@
-              </span>
-              {hunk.lines.map((line, i) => (
-                <span key={i} className={line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "ctx"}>
-                  {line}
-                </span>
-              ))}
-            </pre>
-          )),
-        )}
-      </div>
-    );
-  }
-  if (typeof change.content === "string") {
-    return (
-      <pre className="diff hunk">
-        {change.content.split("\n").map((line, i) => (
-          <span key={i} className="add">
-            +{line}
-          </span>
-        ))}
-      </pre>
-    );
-  }
-  return <p className="muted">{change.action ?? "change"}</p>;
+  const module = diffModule.useModule();
+  if (module !== null) return <module.DiffBody change={change} />;
+  const text = [change.unified_diff, change.diff, change.content].find((t) => typeof t === "string");
+  return <pre className="diff hunk">{typeof text === "string" ? text : (change.action ?? "change")}</pre>;
 }

@@ -1,13 +1,17 @@
-// Message text as GitHub-flavoured Markdown; raw HTML is not rendered (react-markdown's default).
-import ReactMarkdown from "react-markdown";
-import remarkGfm from "remark-gfm";
+// Message text as Markdown (MarkdownBody, loaded late); until its code is in, the plain text
+// with its line breaks.
+import { lateModule } from "./lateModule";
 
-const plugins = [remarkGfm];
+export const markdownModule = lateModule(() => import("./MarkdownBody"));
 
 export function Markdown({ text }: { text: string }) {
-  return (
-    <div className="markdown">
-      <ReactMarkdown remarkPlugins={plugins}>{text}</ReactMarkdown>
-    </div>
-  );
+  const module = markdownModule.useModule();
+  if (module === null) {
+    return (
+      <div className="markdown">
+        <p className="plain-text">{text}</p>
+      </div>
+    );
+  }
+  return <module.MarkdownBody text={text} />;
 }

@@ -67,6 +67,31 @@ def test_search_finds_a_line_printed_100k_lines_earlier(
     expect(page.get_by_role("status").filter(has_text="Match 1 of 1")).to_be_visible()
 
 
+def test_a_truncated_search_goes_on_further_back(
+    ui_server: Callable[..., Any], open_page: Callable[..., Any]
+) -> None:
+    server, api = ui_server()
+    # More hits than one search page holds (the UI asks for 1,000): the server stops early.
+    script = "import sys\nsys.stdout.writelines(f'hit {i}\\n' for i in range(1500))"
+    process_id = api.start(executor="script", command=[sys.executable, "-c", script])["processes"][
+        0
+    ]["id"]
+    api.wait_until_ended(process_id)
+    page = open_page()
+    page.goto(f"{server.url}/processes/{process_id}")
+    expect(_line_links(page).last).to_be_visible()
+    page.get_by_role("searchbox", name="Search text").fill("hit")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="Match 1 of 1000+")).to_be_visible()
+    page.get_by_role("button", name="Search further back").click()
+    expect(
+        page.get_by_role("status").filter(has_text="Match 1001 of 1500 (line 499)")
+    ).to_be_visible()
+    line = page.get_by_role("log", name="Raw log").get_by_role("link", name="Line 499", exact=True)
+    expect(line).to_be_in_viewport()
+    expect(page.get_by_role("button", name="Search further back")).to_have_count(0)
+
+
 def test_the_download_equals_the_stored_log(
     ui_server: Callable[..., Any], open_page: Callable[..., Any], tmp_path: Path
 ) -> None:

@@ -83,8 +83,10 @@ export async function fetchRawPageAround(
   return fetchPage(processId, "raw", { limit, cursor: index + Math.ceil(limit / 2) });
 }
 
-export function searchRaw(processId: string, q: string, limit = 1000): Promise<SearchResult> {
+/** One page of hits; `cursor` (a previous result's `next_cursor`) goes on below it. */
+export function searchRaw(processId: string, q: string, cursor: number | null = null, limit = 1000): Promise<SearchResult> {
   const params = new URLSearchParams({ q, limit: String(limit) });
+  if (cursor !== null) params.set("cursor", String(cursor));
   return request(`${channelPath(processId, "raw")}/search?${params.toString()}`);
 }
 

@@ -120,8 +120,12 @@ export type StreamFrame<P> =
   | { type: "finished" };
 
 export interface SearchResult {
+  /** Entry indexes, newest first. */
   matches: number[];
+  /** The search stopped before the oldest line (hit limit or time budget). */
   truncated: boolean;
+  /** When truncated: search again with `cursor` = this to go on below it. */
+  next_cursor: number | null;
 }
 
 export interface Approval {

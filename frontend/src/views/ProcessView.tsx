@@ -10,6 +10,7 @@ import { StatusBadge } from "../components/StatusBadge";
 import { useConfig } from "../config";
 import { useAction } from "../hooks/useAction";
 import { useRawLog } from "../hooks/useRawLog";
+import { furtherBackCursor, withOlderHits } from "../state/searchHits";
 import { Link, sessionHref } from "../router";
 
 const LINE_HEIGHT = 20;
@@ -124,13 +125,30 @@ function SearchBox({ processId, onJump }: { processId: string; onJump: (index: n
   const [query, setQuery] = useState("");
   const [result, setResult] = useState<SearchResult | null>(null);
   const [position, setPosition] = useState(0);
+  // The query the hits belong to (the box may have been edited since).
+  const [searched, setSearched] = useState("");
   const { run, busy: searching, error } = useAction();
+  const cursor = result ? furtherBackCursor(result) : null;
 
+  const searchFurtherBack = async () => {
+    if (!result || cursor === null) return;
+    await run(async () => {
+      const older = await searchRaw(processId, searched, cursor);
+      const joined = withOlderHits(result, older);
+      setResult(joined);
+      // The first older hit, if any: the reader asked to go further back.
+      if (joined.matches.length > result.matches.length) {
+        setPosition(result.matches.length);
+        onJump(joined.matches[result.matches.length] as number);
+      }
+    });
+  };
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     if (!query) return;
     await run(async () => {
       const found = await searchRaw(processId, query);
+      setSearched(query);
       setResult(found);
       setPosition(0);
       const first = found.matches[0];
@@ -163,9 +181,16 @@ function SearchBox({ processId, onJump }: { processId: string; onJump: (index: n
           </button>
           <span role="status">
             {result.matches.length === 0
-              ? "No matches"
+              ? result.truncated
+                ? "No matches yet"
+                : "No matches"
               : `Match ${position + 1} of ${result.matches.length}${result.truncated ? "+" : ""} (line ${result.matches[position]})`}
           </span>
+          {cursor !== null && (
+            <button type="button" onClick={() => void searchFurtherBack()} disabled={searching}>
+              Search further back
+            </button>
+          )}
         </>
       )}
       {error && <span role="alert">{error}</span>}

@@ -44,14 +44,12 @@ def test_a_permalink_opens_at_its_line(
     expect(page.locator("[aria-current=true]")).to_contain_text(str(line))
 
 
-def test_search_finds_a_line_printed_100k_lines_earlier(
-    ui_server: Callable[..., Any], open_page: Callable[..., Any]
-) -> None:
+def _search_script_output(
+    ui_server: Callable[..., Any], open_page: Callable[..., Any], script: str, text: str
+) -> Any:
+    """Runs ``script`` to its end, opens its raw log at the tail (line 0 not rendered) and
+    searches it for ``text``; returns the page."""
     server, api = ui_server()
-    script = (
-        "import sys\nprint('needle-in-the-haystack')\n"
-        "sys.stdout.writelines(f'{i}\\n' for i in range(100000))"
-    )
     process_id = api.start(executor="script", command=[sys.executable, "-c", script])["processes"][
         0
     ]["id"]
@@ -60,8 +58,19 @@ def test_search_finds_a_line_printed_100k_lines_earlier(
     page.goto(f"{server.url}/processes/{process_id}")
     expect(_line_links(page).last).to_be_visible()
     assert 0 not in _rendered_indexes(page)
-    page.get_by_role("searchbox", name="Search text").fill("needle-in-the-haystack")
+    page.get_by_role("searchbox", name="Search text").fill(text)
     page.get_by_role("button", name="Search", exact=True).click()
+    return page
+
+
+def test_search_finds_a_line_printed_100k_lines_earlier(
+    ui_server: Callable[..., Any], open_page: Callable[..., Any]
+) -> None:
+    script = (
+        "import sys\nprint('needle-in-the-haystack')\n"
+        "sys.stdout.writelines(f'{i}\\n' for i in range(100000))"
+    )
+    page = _search_script_output(ui_server, open_page, script, "needle-in-the-haystack")
     line = page.get_by_role("log", name="Raw log").get_by_role("link", name="Line 0", exact=True)
     expect(line).to_be_in_viewport(timeout=15_000)
     expect(page.get_by_role("status").filter(has_text="Match 1 of 1")).to_be_visible()
@@ -70,18 +79,9 @@ def test_search_finds_a_line_printed_100k_lines_earlier(
 def test_a_truncated_search_goes_on_further_back(
     ui_server: Callable[..., Any], open_page: Callable[..., Any]
 ) -> None:
-    server, api = ui_server()
     # More hits than one search page holds (the UI asks for 1,000): the server stops early.
     script = "import sys\nsys.stdout.writelines(f'hit {i}\\n' for i in range(1500))"
-    process_id = api.start(executor="script", command=[sys.executable, "-c", script])["processes"][
-        0
-    ]["id"]
-    api.wait_until_ended(process_id)
-    page = open_page()
-    page.goto(f"{server.url}/processes/{process_id}")
-    expect(_line_links(page).last).to_be_visible()
-    page.get_by_role("searchbox", name="Search text").fill("hit")
-    page.get_by_role("button", name="Search", exact=True).click()
+    page = _search_script_output(ui_server, open_page, script, "hit")
     expect(page.get_by_role("status").filter(has_text="Match 1 of 1000+")).to_be_visible()
     page.get_by_role("button", name="Search further back").click()
     expect(

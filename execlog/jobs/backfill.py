@@ -241,16 +241,23 @@ class _Replay:
         self.agent_session_id: str | None = None
         self._raw: _Rows = []
         self._normalized: _Rows = []
+        # Pieces of a line of several chunks, as (text, quoted text), per stream.
+        self._held: dict[OutputStream, list[tuple[str, str]]] = {"stdout": [], "stderr": []}
 
     def chunks(self) -> Iterator[tuple[_Rows, _Rows]]:
         streams = self._streams
         # A text that is exactly one short line after a completed one splits into that line:
         # the splitter would return ``[text[:-1]]``, so skip its encode/decode round trip (a
         # pipe chunk of agent output and execlog's own dual-mode JSONL are nearly all such
-        # texts). ``short``: at most 4 bytes a character, so within the line limit. ``idle``:
-        # no partial line pending. The text must be ASCII or quoted (no lone surrogates).
+        # texts). A line of several chunks (over 8 KiB: half the bytes of agent output) is held
+        # as its quoted pieces until the chunk with its newline, then joined: msgspec escapes
+        # each character alone, so the quoted pieces joined are the joined text quoted.
+        # ``short``: at most 4 bytes a character, so within the line limit. ``idle``: no
+        # partial line in the splitter. The text must be ASCII or quoted (no lone surrogates).
         short = self._max_line_bytes // 4
         idle = {"stdout": True, "stderr": True}
+        held = self._held
+        held_chars = {"stdout": 0, "stderr": 0}
         raw_only = self._normalizer is None
         raw = self._raw
         chunk_bytes = 0
@@ -266,30 +273,41 @@ class _Replay:
                     stream = "stdout" if kind is StdoutMessage else "stderr"
                 text: str = message.text  # type: ignore[union-attr]
                 chunk_bytes += len(text)
-                if (
-                    idle[stream]
-                    and text.endswith("\n")
-                    and len(text) <= short
-                    and text.count("\n") == 1
-                    and "\r" not in text
-                    and (quoted is not None or text.isascii())
-                ):
-                    # The line's own quoted text is its payload's content: no encode (it had
-                    # no \u escape, so a non-ASCII text holds no lone surrogate to join).
-                    if quoted is None:
-                        payload = encode_raw_entry(stream, text[:-1])
+                chars = held_chars[stream] + len(text)
+                if not idle[stream] or chars > short or "\r" in text:
+                    fast = False
+                elif quoted is not None:
+                    fast = True
+                else:
+                    fast = text.isascii() and not held[stream]
+                newlines = text.count("\n") if fast else -1
+                if newlines == 0 and quoted is not None:
+                    held[stream].append((text, quoted))
+                    held_chars[stream] = chars
+                elif newlines == 1 and text.endswith("\n"):
+                    pieces = held[stream]
+                    if not pieces:
+                        line = text[:-1]
+                        if quoted is None:
+                            payload = encode_raw_entry(stream, line)
+                        else:
+                            payload = encode_raw_entry_quoted(stream, quoted[:-2])
                     else:
+                        line = "".join([t for t, _q in pieces]) + text[:-1]
+                        quoted = "".join([q for _t, q in pieces]) + quoted[:-2]  # type: ignore[index]
                         payload = encode_raw_entry_quoted(stream, quoted)
+                        pieces.clear()
+                        held_chars[stream] = 0
                     if raw_only:
                         raw.append((self.raw_index, payload))
                         self.raw_index += 1
                     else:
-                        self._add_line(stream, text[:-1], payload)
+                        self._add_line(stream, line, payload)
                 else:
-                    splitter = streams[stream]
-                    for line in splitter.feed(text):
+                    held_chars[stream] = 0
+                    for line in self._feed_splitter(stream, text):
                         self._add_line(stream, line)
-                    idle[stream] = splitter.idle
+                    idle[stream] = streams[stream].idle
             elif kind is JsonPatchMessage:
                 if self._use_patches:
                     for operation in message.operations:  # type: ignore[union-attr]
@@ -303,11 +321,21 @@ class _Replay:
                 raw = self._raw
                 chunk_bytes = 0
         for stream in ("stdout", "stderr"):
-            for line in streams[stream].finish():
+            for line in self._feed_splitter(stream, "") + streams[stream].finish():
                 self._add_line(stream, line)
         if self._normalizer is not None:
             self._conversation(self._normalizer.finish())
         yield self._take()
+
+    def _feed_splitter(self, stream: OutputStream, text: str) -> list[str]:
+        """The splitter's lines for ``text``, after the pieces held for the fast path (they hold
+        no newline and fit the limit: feeding them completes nothing)."""
+        splitter = self._streams[stream]
+        pieces = self._held[stream]
+        for piece, _quoted in pieces:
+            splitter.feed(piece)
+        pieces.clear()
+        return splitter.feed(text) if text else []
 
     def _take(self) -> tuple[_Rows, _Rows]:
         taken = self._raw, self._normalized

@@ -46,11 +46,11 @@ class StderrMessage(msgspec.Struct, frozen=True, gc=False):
 
 
 class QuotedLineMessage(msgspec.Struct, frozen=True, gc=False):
-    """A ``Stdout``/``Stderr`` text ending in a newline whose JSONL line is the compact
-    ``{"Stdout":"<S>"}`` with no ``\\u`` or ``\\/`` escape in ``S``: ``S`` is then exactly how
-    execlog's encoder quotes the text, so ``quoted`` (``S`` without the quotes and without the
-    final ``\\n``) is the JSON-quoted text minus its newline, sliced from the line instead of
-    encoded again (issue 11, backfill throughput). Yielded only by a reader asked for it."""
+    """A ``Stdout``/``Stderr`` text whose JSONL line is the compact ``{"Stdout":"<S>"}`` with no
+    ``\\u`` or ``\\/`` escape in ``S``: ``S`` is then exactly how execlog's encoder quotes the
+    text, so ``quoted`` (``S`` without its quotes) can be spliced into a payload instead of
+    encoding the text again (issue 11, backfill throughput). Yielded only by a reader asked for
+    it."""
 
     stream: Literal["stdout", "stderr"]
     text: str
@@ -136,8 +136,9 @@ _HEAD_CHARS: Final = len('{"Stdout":')
 
 
 def _parse_quoted_line(line: str) -> LegacyMessage | None:
-    """The ``QuotedLineMessage`` of a compact one-line ``Stdout``/``Stderr`` line; a text of
-    another kind as its plain message; None for any other line (the general path decides)."""
+    """The ``QuotedLineMessage`` of a compact ``Stdout``/``Stderr`` line, or its plain message
+    when the text has escapes of another encoder; None for any other line (the general path
+    decides)."""
     if not line.endswith('"}'):
         return None
     stream: Literal["stdout", "stderr"]
@@ -152,12 +153,11 @@ def _parse_quoted_line(line: str) -> LegacyMessage | None:
         text = _decode_text(line[_HEAD_CHARS:-1])
     except msgspec.DecodeError:
         return None
-    # A final newline can only be the escape \n here (a raw one is invalid, \u000a excluded).
     # \u and \/ are the JSON escapes execlog's encoder (msgspec) never writes. With neither in
     # a valid string, every escape in it is one of \" \\ \b \f \n \r \t, each the encoder's
     # own, and every other character is written as itself (tests/storage/test_legacy.py).
-    if text.endswith("\n") and "\\u" not in line and "\\/" not in line:
-        return QuotedLineMessage(stream, text, line[_HEAD_CHARS + 1 : -4])
+    if "\\u" not in line and "\\/" not in line:
+        return QuotedLineMessage(stream, text, line[_HEAD_CHARS + 1 : -2])
     return StdoutMessage(text) if stream == "stdout" else StderrMessage(text)
 
 
@@ -327,8 +327,8 @@ class LegacyLogStore:
         quoted_lines: bool = False,
     ) -> LegacyReader:
         """A reader that streams the process's messages in insertion order (from ``rows`` when
-        the caller already read them); ``quoted_lines``: one-line texts of the compact shape
-        come as ``QuotedLineMessage``."""
+        the caller already read them); ``quoted_lines``: texts of the compact shape come as
+        ``QuotedLineMessage``."""
         return LegacyReader(
             self._engine, process_id, page_rows=page_rows, rows=rows, quoted_lines=quoted_lines
         )

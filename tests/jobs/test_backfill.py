@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, create_engine, func, select, update
 
 from execlog.conversation import assistant_message_entry
 from execlog.jobs.backfill import LegacyBackfiller, ProcessBackfill
-from execlog.protocol import encode_normalized_entry, encode_raw_entry
+from execlog.protocol import encode_json, encode_normalized_entry, encode_raw_entry
+from execlog.runner.lines import LineSplitter
 from execlog.storage.backfills import BackfillLedger
 from execlog.storage.entries import EntryRow, EntryStore
 from execlog.storage.legacy import LegacyLogStore
@@ -23,6 +26,8 @@ from execlog.storage.tables import execution_process_log_entries as entries_tabl
 
 from .legacy_data import patch, seed_process, stderr, stdout
 
+# An engine never connected to: the replay tests hand their rows in.
+_NO_DATABASE = create_engine("sqlite://")
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "agents" / "claude-code-build-session.jsonl"
 
 
@@ -376,3 +381,60 @@ async def test_a_cancelled_pass_leaves_no_reader_waiting(engine: Engine) -> None
         await read
     result = await backfiller.backfill_process(ids[1])
     assert result is not None and result.raw_entries == 1
+
+
+# Pipe chunks: some text, then mostly a line's end or nothing (a line of several chunks).
+_PIECES = st.builds(
+    str.__add__,
+    st.text(
+        alphabet=st.one_of(
+            st.sampled_from(list('\n\r"\\/é\U0001f600\x00ab')),
+            st.characters(exclude_categories=("Cs",)),
+        ),
+        max_size=10,
+    ),
+    st.sampled_from(["", "", "\n", "\n", "\r\n", "\nx"]),
+)
+
+
+def _quoted_jsonl(stream: str, text: str, spaced: bool) -> str:
+    key = "Stdout" if stream == "stdout" else "Stderr"
+    if spaced:  # the general path, as CONTRACT.md spells the line
+        return json.dumps({key: text}, ensure_ascii=False)
+    return '{"' + key + '":' + encode_json(text) + "}"  # execlog's own encoder, compact
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    chunks=st.lists(
+        st.tuples(st.sampled_from(["stdout", "stderr"]), _PIECES, st.booleans()), max_size=20
+    ),
+    max_line_bytes=st.sampled_from([4, 9, 16, 64, 1_048_576]),
+)
+@example(chunks=[("stdout", "ab", False), ("stdout", "cd\n", False)], max_line_bytes=64)
+def test_any_chunking_gives_the_live_runners_lines(
+    chunks: list[tuple[str, str, bool]], max_line_bytes: int
+) -> None:
+    """Texts of any chunking, either stream, in the compact form (fast path: quoted pieces held
+    and joined) or another (the splitter): the raw entries are the live runner's lines for each
+    stream in order of completion, payloads byte for byte."""
+    splitters = {s: LineSplitter(max_line_bytes) for s in ("stdout", "stderr")}
+    expected: list[str] = []
+    for stream, text, _spaced in chunks:
+        expected += [encode_raw_entry(stream, x) for x in splitters[stream].feed(text.encode())]  # type: ignore[arg-type]
+    for stream in ("stdout", "stderr"):
+        expected += [encode_raw_entry(stream, x) for x in splitters[stream].finish()]  # type: ignore[arg-type]
+    rows = [(_quoted_jsonl(s, t, spaced), 0) for s, t, spaced in chunks]
+    job = ProcessBackfill(
+        _NO_DATABASE,
+        EntryStore(_NO_DATABASE),
+        LegacyLogStore(_NO_DATABASE),
+        ProcessRepository(_NO_DATABASE),
+        BackfillLedger(_NO_DATABASE),
+        max_line_bytes=max_line_bytes,
+    )
+    replay = job._replay("p", None, use_patches=True, rows=rows)  # rows given: no query
+
+    payloads = [payload for raw, _n in replay.chunks() for _i, payload in raw]
+
+    assert payloads == expected

@@ -271,7 +271,7 @@ def test_a_quoted_line_gives_exactly_the_encoders_payload(
 ) -> None:
     """Whoever wrote the line (any valid JSON quoting), a ``QuotedLineMessage`` carries the text
     and a quoted form whose payload equals ``encode_raw_entry``'s byte for byte; a line quoted
-    otherwise (``\\u``, ``\\/``, spacing) or a text without a final newline reads as before."""
+    otherwise (``\\u``, ``\\/``, spacing) reads as before."""
     text += "\n" if newline else ""
     line = encode_line(stream, text)
 
@@ -279,11 +279,11 @@ def test_a_quoted_line_gives_exactly_the_encoders_payload(
 
     plain = StdoutMessage(text) if stream == "stdout" else StderrMessage(text)
     compact = line.startswith('{"' + _KEYS[stream] + '":"')
-    if text.endswith("\n") and compact and "\\u" not in line and "\\/" not in line:
+    if compact and "\\u" not in line and "\\/" not in line:
         assert isinstance(message, QuotedLineMessage)
         assert (message.stream, message.text) == (stream, text)
         payload = encode_raw_entry_quoted(stream, message.quoted)
-        assert payload.encode() == encode_raw_entry(stream, text[:-1]).encode()
+        assert payload.encode() == encode_raw_entry(stream, text).encode()
     else:
         assert message == plain
 
@@ -294,5 +294,6 @@ def test_a_line_with_another_key_after_the_text_is_not_quoted() -> None:
     for line in ('{"Stdout":"a\\n","MessageId":"b\\n"}', '{"Stdout":"a\\n","Stdout":"b\\n"}'):
         (message,) = _read_one(line)
         assert type(message) is StdoutMessage
-    assert _read_one('{"Stdout":"a\\\\n"}') == [StdoutMessage("a\\n")]  # backslash, n
+    # Backslash, n: no newline, and the quoted text is the line's own.
+    assert _read_one('{"Stdout":"a\\\\n"}') == [QuotedLineMessage("stdout", "a\\n", "a\\\\n")]
     assert _read_one('{"Stdout":"a\\n"') == []  # malformed: counted by the general path

@@ -53,13 +53,19 @@ def _first_visible_line(page: Any) -> tuple[int, float]:
     raise AssertionError("no line visible")
 
 
-def test_buffer_is_bounded_with_a_notice_and_a_small_dom(
-    ui_server: Callable[..., Any], open_page: Callable[..., Any]
-) -> None:
+def _open_streaming_viewer(ui_server: Callable[..., Any], open_page: Callable[..., Any]) -> Any:
+    """A demo run printing lines at a steady rate, its raw viewer open (buffer of BUFFER)."""
     server, api = ui_server(demo_args=STREAMING, ui_raw_buffer_lines=BUFFER)
     process_id = api.start(executor="demo", prompt="Bulk")["processes"][0]["id"]
     page = open_page()
     page.goto(f"{server.url}/processes/{process_id}")
+    return page
+
+
+def test_buffer_is_bounded_with_a_notice_and_a_small_dom(
+    ui_server: Callable[..., Any], open_page: Callable[..., Any]
+) -> None:
+    page = _open_streaming_viewer(ui_server, open_page)
     log = page.get_by_role("log", name="Raw log")
     expect(log).to_be_visible()
     notice = page.get_by_role("status").filter(has_text="earlier lines not shown")
@@ -80,10 +86,7 @@ def test_buffer_is_bounded_with_a_notice_and_a_small_dom(
 def test_follow_pauses_on_scroll_up_and_jump_to_latest_resumes(
     ui_server: Callable[..., Any], open_page: Callable[..., Any]
 ) -> None:
-    server, api = ui_server(demo_args=STREAMING, ui_raw_buffer_lines=BUFFER)
-    process_id = api.start(executor="demo", prompt="Bulk")["processes"][0]["id"]
-    page = open_page()
-    page.goto(f"{server.url}/processes/{process_id}")
+    page = _open_streaming_viewer(ui_server, open_page)
     log = page.get_by_role("log", name="Raw log")
     page.wait_for_function(
         "() => document.querySelectorAll('[role=log] a').length > 20", timeout=30_000
@@ -120,3 +123,33 @@ def test_follow_pauses_on_scroll_up_and_jump_to_latest_resumes(
         arg=newest_seen,
         timeout=15_000,
     )
+
+
+def test_the_raw_viewer_works_from_the_keyboard(
+    ui_server: Callable[..., Any], open_page: Callable[..., Any]
+) -> None:
+    page = _open_streaming_viewer(ui_server, open_page)
+    page.wait_for_function(
+        "() => document.querySelectorAll('[role=log] a').length > 20", timeout=30_000
+    )
+    # Tab reaches the search box and the log itself (bounded walk through the page).
+    reached: set[str] = set()
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        reached.add(
+            page.evaluate(
+                "() => { const e = document.activeElement;"
+                " return (e.getAttribute('role') || e.tagName) + ':' +"
+                " (e.getAttribute('aria-label') || e.id || e.textContent || '').trim() }"
+            )
+        )
+        if "log:Raw log" in reached and "INPUT:raw-search" in reached:
+            break
+    assert {"log:Raw log", "INPUT:raw-search"} <= reached, reached
+    page.get_by_role("log", name="Raw log").focus()
+    page.keyboard.press("PageUp")  # scrolling up from the keyboard pauses following
+    jump = page.get_by_role("button", name="Jump to latest")
+    expect(jump).to_be_visible()
+    jump.focus()
+    page.keyboard.press("Enter")
+    expect(jump).to_have_count(0)

@@ -69,13 +69,16 @@ def open_page(chromium: Any) -> Iterator[Callable[..., Any]]:
 class Api:
     """Plain HTTP calls to the server under test (setting up what the browser then shows)."""
 
-    def __init__(self, server: LiveServer) -> None:
+    def __init__(self, server: LiveServer, token: str | None = None) -> None:
         self.url = server.url
+        self.headers = {"Content-Type": "application/json"}
+        if token is not None:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+            self.url + path, data=data, method=method, headers=self.headers
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)["data"]
@@ -110,7 +113,7 @@ def ui_server(live_server: Callable[..., LiveServer]) -> Callable[..., tuple[Liv
 
     def start(**overrides: Any) -> tuple[LiveServer, Api]:
         server = live_server(**overrides)
-        return server, Api(server)
+        return server, Api(server, overrides.get("auth_token"))
 
     return start
 

@@ -153,3 +153,24 @@ def test_the_raw_viewer_works_from_the_keyboard(
     jump.focus()
     page.keyboard.press("Enter")
     expect(jump).to_have_count(0)
+
+
+def test_live_lines_arrive_on_the_cookie_alone(
+    ui_server: Callable[..., Any], open_page: Callable[..., Any]
+) -> None:
+    # The streams are opened by the page's stream worker: its WebSocket handshakes must carry
+    # the cookie that the token link left (no token in any URL after sign-in).
+    token = "k" * 24
+    server, api = ui_server(demo_args=STREAMING, ui_raw_buffer_lines=BUFFER, auth_token=token)
+    process_id = api.start(executor="demo", prompt="Bulk")["processes"][0]["id"]
+    page = open_page()
+    page.goto(f"{server.url}/?token={token}")
+    expect(page.get_by_role("heading", name="Sessions")).to_be_visible()
+    page.goto(f"{server.url}/processes/{process_id}")
+    newest = (
+        "() => Math.max(-1, ...[...document.querySelectorAll('[role=log] a')]"
+        ".map(a => Number(a.textContent)))"
+    )
+    page.wait_for_function(f"() => ({newest})() >= 0", timeout=30_000)
+    first = page.evaluate(newest)
+    page.wait_for_function(f"n => ({newest})() > n + 50", arg=first, timeout=30_000)

@@ -31,6 +31,8 @@ def test_readme_screenshots(
     # The demo stops at its approval request: the picture shows the pending tool call.
     expect(page.get_by_role("button", name="Approve")).to_be_visible(timeout=30_000)
     page.get_by_role("feed", name="Conversation").get_by_role("article").last.wait_for()
+    # Markdown's code loads after the first paint (entries show as plain text until then).
+    page.wait_for_function("() => document.querySelector('.plain-text') === null")
     page.screenshot(path=str(target / "conversation.png"))
 
     page.get_by_role("button", name="Approve").click()

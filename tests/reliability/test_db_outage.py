@@ -59,18 +59,29 @@ def sqlite_write_lock(server: LiveServer) -> Iterator[None]:
         blocker.close()
 
 
-# The tables a request or the writer touches; server_leases stays free (the lease heartbeat).
+# The tables a request or the writer touches, in the order the writer takes them (entries, then
+# legacy rows); server_leases stays free (the lease heartbeat).
 LOCKED_TABLES = (
-    "sessions, execution_processes, coding_agent_turns, execution_process_logs, "
-    "execution_process_log_entries, legacy_backfills"
+    "execution_process_log_entries, execution_process_logs, sessions, execution_processes, "
+    "coding_agent_turns, legacy_backfills"
 )
+LOCK_ATTEMPTS = 5
 
 
 @contextmanager
 def postgres_table_lock(conninfo: str) -> Iterator[None]:
-    """Another session holds ACCESS EXCLUSIVE locks: reads wait as well as writes."""
+    """Another session holds ACCESS EXCLUSIVE locks: reads wait as well as writes. LOCK TABLE
+    takes them one by one, so a server transaction in flight may deadlock with it; PostgreSQL
+    then cancels the LOCK, and it is taken again (bounded)."""
     with psycopg.connect(conninfo) as blocker:
-        blocker.execute(f"LOCK TABLE {LOCKED_TABLES} IN ACCESS EXCLUSIVE MODE")
+        for attempt in range(LOCK_ATTEMPTS):
+            try:
+                blocker.execute(f"LOCK TABLE {LOCKED_TABLES} IN ACCESS EXCLUSIVE MODE")
+                break
+            except psycopg.errors.DeadlockDetected:
+                blocker.rollback()
+                if attempt == LOCK_ATTEMPTS - 1:
+                    raise
         try:
             yield
         finally:

@@ -14,6 +14,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from typing import Final
 
 from execlog.config import Settings
 from execlog.conversation import (
@@ -37,7 +38,7 @@ from execlog.runner.pipeline import ProcessPipeline
 from execlog.runner.registry import ProcessRegistry, RunningProcess
 from execlog.runner.reservations import FIRST_BLOCK, IndexReservation
 from execlog.storage.backfills import BackfillLedger, LedgerRow
-from execlog.storage.database import run_in_thread
+from execlog.storage.database import DATABASE_UNAVAILABLE_ERRORS, run_in_thread
 from execlog.storage.ownership import OwnershipStore
 from execlog.storage.processes import (
     ProcessRecord,
@@ -51,6 +52,10 @@ from execlog.storage.writer import LogWriter
 __all__ = ["SessionSpec", "Supervisor"]
 
 logger = logging.getLogger(__name__)
+
+# Back-off of storing a process's end while the database is unavailable.
+_END_RETRY_FIRST_SECONDS: Final = 0.05
+_END_RETRY_MAX_SECONDS: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,13 +429,35 @@ class Supervisor:
         finally:
             record.status = status
             record.exit_code = exit_code
-            record.completed_at = now_ms()
-            await self._repository.aupdate_process_status(
-                record.id, status, exit_code, record.completed_at
-            )
-            self._registry.close(record.id)
-            running.done.set()
-            self._bus.publish(ProcessUpdated.of(record))
+            record.completed_at = completed_at = now_ms()
+            try:
+                await self._store_end(record, completed_at)
+            finally:
+                self._registry.close(record.id)
+                running.done.set()
+                self._bus.publish(ProcessUpdated.of(record))
+
+    async def _store_end(self, record: ProcessRecord, completed_at: int) -> None:
+        """Store how the process ended, whatever the database does meanwhile: an unavailable
+        database (locked past its deadline, down) is retried with back-off, so an exit is never
+        turned into "failed" nor left "running" in the database."""
+        delay = _END_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                await self._repository.aupdate_process_status(
+                    record.id, record.status, record.exit_code, completed_at
+                )
+                return
+            except DATABASE_UNAVAILABLE_ERRORS as exc:
+                logger.warning(
+                    "process %s: its end (%s) is not stored yet, retrying in %.2fs: %s",
+                    record.id,
+                    record.status,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _END_RETRY_MAX_SECONDS)
 
     async def _record_complete_history(self, running: RunningProcess) -> None:
         """In ``dual`` mode the entry rows and the JSONL were committed together: tell the

@@ -262,6 +262,26 @@ async def _follow_up(client: httpx.AsyncClient, session_id: str) -> httpx.Respon
     return await client.post(f"/api/sessions/{session_id}/follow-up", json={"prompt": "more"})
 
 
+async def _gated_agent_session(
+    app_client: Callable[..., Any], tmp_path: Path, gate: Path, **overrides: Any
+) -> tuple[Any, httpx.AsyncClient, dict[str, Any], str]:
+    """An app whose gated agent has announced ``sess-1``, with every line committed (nothing
+    then waits on a write lock but the process's end): services, client, session, process id."""
+    app, client = await app_client(
+        claude_command=_gated_agent(tmp_path, gate), log_persistence="entries", **overrides
+    )
+    services = app.state.services
+    session = await create_session(client, {"executor": "claude-code", "prompt": "first"})
+    first_id: str = session["processes"][0]["id"]
+
+    def session_id_committed() -> bool:
+        return services.repository.fetch_process(first_id).agent_session_id == "sess-1"
+
+    await wait_until(session_id_committed, 30, message="the agent's session id stored")
+    await services.writer.flush()
+    return services, client, session, first_id
+
+
 async def test_a_follow_up_sent_as_soon_as_the_process_is_reported_ended_is_accepted(
     app_client: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -270,18 +290,7 @@ async def test_a_follow_up_sent_as_soon_as_the_process_is_reported_ended_is_acce
     write lock on the SQLite file holds the chain there, deterministically; a follow-up sent in
     that window waits for the chain instead of answering 409."""
     gate = tmp_path / "gate"
-    app, client = await app_client(
-        claude_command=_gated_agent(tmp_path, gate), log_persistence="entries"
-    )
-    services = app.state.services
-    session = await create_session(client, {"executor": "claude-code", "prompt": "first"})
-    first_id = session["processes"][0]["id"]
-
-    def session_id_committed() -> bool:
-        return services.repository.fetch_process(first_id).agent_session_id == "sess-1"
-
-    await wait_until(session_id_committed, 30, message="the agent's session id stored")
-    await services.writer.flush()  # the agent's line is committed: nothing waits on the lock
+    services, client, session, first_id = await _gated_agent_session(app_client, tmp_path, gate)
     caplog.set_level(logging.DEBUG, logger="execlog.runner.supervisor")
     blocker = sqlite3.connect(services.engine.url.database, isolation_level=None)
     try:
@@ -304,6 +313,46 @@ async def test_a_follow_up_sent_as_soon_as_the_process_is_reported_ended_is_acce
     assert second["status"] == "completed"
     argv = services.repository.fetch_process(second["id"]).action["argv"]
     assert argv[argv.index("--resume") + 1] == "sess-1"
+
+
+async def test_an_end_the_database_cannot_take_in_time_is_stored_once_it_can(
+    app_client: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write lock held past the database deadline while the process ends: its end is stored
+    as it happened (completed, exit code 0) once the lock goes, never turned into "failed" nor
+    left "running", and the session's chain ends, so a follow-up is accepted."""
+    gate = tmp_path / "gate"
+    services, client, session, first_id = await _gated_agent_session(
+        app_client, tmp_path, gate, db_timeout_seconds=0.3
+    )
+    caplog.set_level(logging.WARNING, logger="execlog.runner.supervisor")
+    blocker = sqlite3.connect(services.engine.url.database, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        gate.touch()
+
+        def end_not_stored() -> bool:
+            return any(
+                first_id in r.getMessage() and r.name == "execlog.runner.supervisor"
+                for r in caplog.records
+            )
+
+        await wait_until(end_not_stored, 30, message="the end's update to miss its deadline")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    def end_stored() -> bool:
+        return services.repository.fetch_process(first_id).status != "running"
+
+    await wait_until(end_stored, 30, message="the process's end stored")
+    stored = services.repository.fetch_process(first_id)
+    assert (stored.status, stored.exit_code) == ("completed", 0)
+    response = await _follow_up(client, session["id"])
+    assert response.status_code == 201, response.text
+    assert (await wait_for_process_end(client, response.json()["data"]["id"]))["status"] == (
+        "completed"
+    )
 
 
 async def test_a_follow_up_is_refused_while_a_process_of_the_chain_runs_and_only_one_starts(

@@ -156,7 +156,11 @@ def _parse_quoted_line(line: str) -> LegacyMessage | None:
     # \u and \/ are the JSON escapes execlog's encoder (msgspec) never writes. With neither in
     # a valid string, every escape in it is one of \" \\ \b \f \n \r \t, each the encoder's
     # own, and every other character is written as itself (tests/storage/test_legacy.py).
-    if "\\u" not in line and "\\/" not in line:
+    # A text with no backslash before its last two characters (one search of a single
+    # character: a fast scan, unlike the two-character ones) has at most one escape, there,
+    # and only \/ of those is foreign.
+    quick = line.find("\\", _HEAD_CHARS + 1, len(line) - 4) < 0 and not line.endswith('\\/"}')
+    if quick or ("\\u" not in line and "\\/" not in line):
         return QuotedLineMessage(stream, text, line[_HEAD_CHARS + 1 : -2])
     return StdoutMessage(text) if stream == "stdout" else StderrMessage(text)
 

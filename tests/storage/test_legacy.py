@@ -266,6 +266,7 @@ def _read_one(line: str) -> list[Any]:
 @example(text="a\\", newline=True, stream="stdout", encode_line=_ours)
 @example(text="\n", newline=False, stream="stdout", encode_line=_ours)
 @example(text="\\u00e9 \\/", newline=True, stream="stderr", encode_line=_compact_stdlib)
+@example(text="a/", newline=False, stream="stdout", encode_line=_escaped_slashes)
 def test_a_quoted_line_gives_exactly_the_encoders_payload(
     text: str, newline: bool, stream: OutputStream, encode_line: LineEncoder
 ) -> None:

@@ -26,7 +26,7 @@ const SessionsView = views.sessions.Component;
 const bootRoute = parseRoute(window.location.pathname, window.location.search);
 const bootView = bootRoute.name === "not-found" ? null : views[bootRoute.name].load();
 if (bootRoute.name === "session") {
-  prefetchConversationStart(bootRoute.id);
+  prefetchConversationStart(bootRoute.id); // a no-op when the boot script started it
   void markdownModule.preload(); // entries paint as plain text until it is in
 }
 const bootConfig = fetchConfig(takeTokenFromAddressBar());

@@ -1,12 +1,9 @@
 // Deep links without a router library: three routes (`/`, `/sessions/{id}`, `/processes/{id}`)
 // over the History API. `navigate` pushes a URL; `Link` is a real anchor (keyboard, new tab).
 import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from "react";
+import { parseRoute, type Route } from "./routes";
 
-export type Route =
-  | { name: "sessions" }
-  | { name: "session"; id: string }
-  | { name: "process"; id: string; line: number | null }
-  | { name: "not-found"; path: string };
+export { parseRoute, type Route } from "./routes";
 
 const listeners = new Set<() => void>();
 
@@ -25,19 +22,6 @@ export function navigate(url: string, replace = false): void {
   if (replace) window.history.replaceState(null, "", url);
   else window.history.pushState(null, "", url);
   listeners.forEach((listener) => listener());
-}
-
-export function parseRoute(pathname: string, search: string): Route {
-  const session = /^\/sessions\/([^/]+)\/?$/.exec(pathname);
-  if (session) return { name: "session", id: decodeURIComponent(session[1] as string) };
-  const process = /^\/processes\/([^/]+)\/?$/.exec(pathname);
-  if (process) {
-    const line = new URLSearchParams(search).get("line");
-    const parsed = line !== null && /^\d+$/.test(line) ? Number(line) : null;
-    return { name: "process", id: decodeURIComponent(process[1] as string), line: parsed };
-  }
-  if (pathname === "/" || pathname === "") return { name: "sessions" };
-  return { name: "not-found", path: pathname };
 }
 
 export function useRoute(): Route {

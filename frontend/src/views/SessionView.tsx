@@ -66,6 +66,8 @@ export function SessionView({ sessionId }: { sessionId: string }) {
           data={view.items}
           firstItemIndex={view.firstItemIndex}
           initialTopMostItemIndex={{ index: "LAST", align: "end" }}
+          // The newest entry is in the first render; the rest follow once the viewport is measured.
+          initialItemCount={1}
           computeItemKey={(_i, item) => item.key}
           followOutput={(atBottom) => (atBottom ? "auto" : false)}
           itemContent={(_i, item) => <ItemView item={item} />}

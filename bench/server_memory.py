@@ -419,20 +419,14 @@ def run_budget(load: BudgetRun) -> dict[str, Any]:
 
 def measure_kilobyte_ingest(rows: int) -> dict[str, Any]:
     """1 KB lines through the writer (entries and dual) against plain executemany, same rows."""
-    from bench.ingest import create_schema, measure_plain_executemany, measure_sqlite_writer
+    from bench.ingest import measure_sqlite_side_by_side
 
     process_id = "00000000-0000-4000-8000-000000000001"
     body = "k" * (INGEST_LINE_BYTES - 30)
     lines = [f"{index:08d} {body}" for index in range(rows)]
     payloads = [encode_raw_entry("stdout", line) for line in lines]
     megabytes = sum(map(len, payloads)) / MB
-    with tempfile.TemporaryDirectory(prefix="execlog-bench-") as directory:
-        paths = {name: Path(directory) / f"{name}.db" for name in ("plain", "entries", "dual")}
-        for path in paths.values():
-            create_schema(path)
-        plain = measure_plain_executemany(paths["plain"], process_id, payloads)
-        entries = measure_sqlite_writer(paths["entries"], process_id, payloads, "entries")
-        dual = measure_sqlite_writer(paths["dual"], process_id, payloads, "dual")
+    plain, entries, dual = measure_sqlite_side_by_side(process_id, payloads)
     plain_mb = plain * megabytes / rows
     entries_mb = float(entries["rows_per_s"]) * megabytes / rows
     return {

@@ -53,7 +53,6 @@ __all__ = [
     "encode_legacy_stream_line",
     "encode_normalized_entry",
     "encode_raw_entry",
-    "encode_raw_entry_quoted",
     "encode_replace_frame",
     "legacy_line_from_entry",
     "format_timestamp",
@@ -196,12 +195,6 @@ _RAW_PREFIX: Final = {
 def encode_raw_entry(stream: OutputStream, line: str) -> str:
     """``{"type": "STDOUT" | "STDERR", "content": line}``."""
     return _RAW_PREFIX[stream] + _encoder.encode(line).decode() + "}"
-
-
-def encode_raw_entry_quoted(stream: OutputStream, quoted: str) -> str:
-    """``encode_raw_entry`` of a line already JSON-quoted exactly as this module's encoder
-    quotes it, without the quotes (a legacy line's own text, issue 11): no encode at all."""
-    return _RAW_PREFIX[stream] + '"' + quoted + '"}'
 
 
 class _RawPayload(msgspec.Struct, frozen=True, gc=False):

@@ -35,7 +35,6 @@ from execlog.protocol import (
     OutputStream,
     encode_normalized_entry,
     encode_raw_entry,
-    encode_raw_entry_quoted,
     now_ms,
 )
 from execlog.runner.executors import EXECUTORS, create_normalizer
@@ -48,7 +47,6 @@ from execlog.storage.entries import EntryRow, EntryStats, EntryStore
 from execlog.storage.legacy import (
     JsonPatchMessage,
     LegacyLogStore,
-    QuotedLineMessage,
     SessionIdMessage,
     StderrMessage,
     StdoutMessage,
@@ -228,7 +226,7 @@ class _Replay:
         use_patches: bool,
         rows: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        self.reader = legacy.read_messages(process_id, rows=rows, quoted_lines=True)
+        self.reader = legacy.read_messages(process_id, rows=rows)
         self._max_line_bytes = max_line_bytes
         self._streams: dict[OutputStream, _StreamText] = {
             "stdout": _StreamText(max_line_bytes),
@@ -241,8 +239,8 @@ class _Replay:
         self.agent_session_id: str | None = None
         self._raw: _Rows = []
         self._normalized: _Rows = []
-        # Pieces of a line of several chunks, as (text, quoted text), per stream.
-        self._held: dict[OutputStream, list[tuple[str, str]]] = {"stdout": [], "stderr": []}
+        # Pieces of a line of several chunks, per stream.
+        self._held: dict[OutputStream, list[str]] = {"stdout": [], "stderr": []}
 
     def chunks(self) -> Iterator[tuple[_Rows, _Rows]]:
         streams = self._streams
@@ -250,10 +248,10 @@ class _Replay:
         # the splitter would return ``[text[:-1]]``, so skip its encode/decode round trip (a
         # pipe chunk of agent output and execlog's own dual-mode JSONL are nearly all such
         # texts). A line of several chunks (over 8 KiB: half the bytes of agent output) is held
-        # as its quoted pieces until the chunk with its newline, then joined: msgspec escapes
-        # each character alone, so the quoted pieces joined are the joined text quoted.
-        # ``short``: at most 4 bytes a character, so within the line limit. ``idle``: no
-        # partial line in the splitter. The text must be ASCII or quoted (no lone surrogates).
+        # as its pieces until the chunk with its newline, then joined. ``short``: at most 4
+        # bytes a character, so within the line limit. ``idle``: no partial line in the
+        # splitter. A text with lone surrogates (a pipe chunk cut inside an escaped pair) fails
+        # to encode and goes through the splitter, which joins the halves.
         short = self._max_line_bytes // 4
         idle = {"stdout": True, "stderr": True}
         held = self._held
@@ -263,51 +261,38 @@ class _Replay:
         chunk_bytes = 0
         for message in self.reader:
             kind = type(message)
-            if kind is QuotedLineMessage or kind is StdoutMessage or kind is StderrMessage:
-                quoted: str | None = None
-                stream: OutputStream
-                if kind is QuotedLineMessage:
-                    stream = message.stream  # type: ignore[union-attr]
-                    quoted = message.quoted  # type: ignore[union-attr]
-                else:
-                    stream = "stdout" if kind is StdoutMessage else "stderr"
+            if kind is StdoutMessage or kind is StderrMessage:
+                stream: OutputStream = "stdout" if kind is StdoutMessage else "stderr"
                 text: str = message.text  # type: ignore[union-attr]
                 chunk_bytes += len(text)
+                pieces = held[stream]
                 chars = held_chars[stream] + len(text)
-                if not idle[stream] or chars > short or "\r" in text:
-                    fast = False
-                elif quoted is not None:
-                    fast = True
-                else:
-                    fast = text.isascii() and not held[stream]
-                newlines = text.count("\n") if fast else -1
-                if newlines == 0 and quoted is not None:
-                    held[stream].append((text, quoted))
+                newline = -2  # not looked for: the splitter's case
+                if idle[stream] and chars <= short and "\r" not in text:
+                    newline = text.find("\n")
+                if newline == -1:
+                    pieces.append(text)
                     held_chars[stream] = chars
-                elif newlines == 1 and text.endswith("\n"):
-                    pieces = held[stream]
-                    if not pieces:
-                        line = text[:-1]
-                        if quoted is None:
-                            payload = encode_raw_entry(stream, line)
-                        else:
-                            payload = encode_raw_entry_quoted(stream, quoted[:-2])
-                    else:
-                        line = "".join([t for t, _q in pieces]) + text[:-1]
-                        quoted = "".join([q for _t, q in pieces]) + quoted[:-2]  # type: ignore[index]
-                        payload = encode_raw_entry_quoted(stream, quoted)
-                        pieces.clear()
-                        held_chars[stream] = 0
-                    if raw_only:
-                        raw.append((self.raw_index, payload))
-                        self.raw_index += 1
-                    else:
-                        self._add_line(stream, line, payload)
-                else:
-                    held_chars[stream] = 0
+                    continue
+                payload = None
+                if newline == len(text) - 1:
+                    line = "".join([*pieces, text[:-1]]) if pieces else text[:-1]
+                    try:
+                        payload = encode_raw_entry(stream, line)
+                    except UnicodeEncodeError:
+                        payload = None
+                held_chars[stream] = 0
+                if payload is None:
                     for line in self._feed_splitter(stream, text):
                         self._add_line(stream, line)
                     idle[stream] = streams[stream].idle
+                elif raw_only:
+                    pieces.clear()
+                    raw.append((self.raw_index, payload))
+                    self.raw_index += 1
+                else:
+                    pieces.clear()
+                    self._add_line(stream, line, payload)
             elif kind is JsonPatchMessage:
                 if self._use_patches:
                     for operation in message.operations:  # type: ignore[union-attr]
@@ -332,7 +317,7 @@ class _Replay:
         no newline and fit the limit: feeding them completes nothing)."""
         splitter = self._streams[stream]
         pieces = self._held[stream]
-        for piece, _quoted in pieces:
+        for piece in pieces:
             splitter.feed(piece)
         pieces.clear()
         return splitter.feed(text) if text else []

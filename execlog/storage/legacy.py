@@ -26,7 +26,6 @@ __all__ = [
     "LegacyMessage",
     "LegacyReader",
     "PatchOperation",
-    "QuotedLineMessage",
     "SessionIdMessage",
     "StderrMessage",
     "StdoutMessage",
@@ -43,18 +42,6 @@ class StdoutMessage(msgspec.Struct, frozen=True, gc=False):
 
 class StderrMessage(msgspec.Struct, frozen=True, gc=False):
     text: str
-
-
-class QuotedLineMessage(msgspec.Struct, frozen=True, gc=False):
-    """A ``Stdout``/``Stderr`` text whose JSONL line is the compact ``{"Stdout":"<S>"}`` with no
-    ``\\u`` or ``\\/`` escape in ``S``: ``S`` is then exactly how execlog's encoder quotes the
-    text, so ``quoted`` (``S`` without its quotes) can be spliced into a payload instead of
-    encoding the text again (issue 11, backfill throughput). Yielded only by a reader asked for
-    it."""
-
-    stream: Literal["stdout", "stderr"]
-    text: str
-    quoted: str
 
 
 class SessionIdMessage(msgspec.Struct, frozen=True, gc=False):
@@ -78,12 +65,7 @@ class FinishedMessage(msgspec.Struct, frozen=True, gc=False):
 
 
 LegacyMessage = (
-    StdoutMessage
-    | StderrMessage
-    | QuotedLineMessage
-    | SessionIdMessage
-    | JsonPatchMessage
-    | FinishedMessage
+    StdoutMessage | StderrMessage | SessionIdMessage | JsonPatchMessage | FinishedMessage
 )
 
 _FINISHED: Final = FinishedMessage()
@@ -129,40 +111,6 @@ _ENTRIES_PREFIX: Final = "/entries/"
 # An entry index of more than 9 digits (a billion entries) is no real log: such a line is
 # malformed, rather than a row the database or the backfill's index bitmap cannot hold.
 _MAX_INDEX_DIGITS: Final = 9
-
-
-_decode_text = msgspec.json.Decoder(str).decode
-_HEAD_CHARS: Final = len('{"Stdout":')
-
-
-def _parse_quoted_line(line: str) -> LegacyMessage | None:
-    """The ``QuotedLineMessage`` of a compact ``Stdout``/``Stderr`` line, or its plain message
-    when the text has escapes of another encoder; None for any other line (the general path
-    decides)."""
-    if not line.endswith('"}'):
-        return None
-    stream: Literal["stdout", "stderr"]
-    if line.startswith('{"Stdout":"'):
-        stream = "stdout"
-    elif line.startswith('{"Stderr":"'):
-        stream = "stderr"
-    else:
-        return None
-    try:
-        # The line is `{"Stdout":` + one JSON string + `}` exactly when this decodes.
-        text = _decode_text(line[_HEAD_CHARS:-1])
-    except msgspec.DecodeError:
-        return None
-    # \u and \/ are the JSON escapes execlog's encoder (msgspec) never writes. With neither in
-    # a valid string, every escape in it is one of \" \\ \b \f \n \r \t, each the encoder's
-    # own, and every other character is written as itself (tests/storage/test_legacy.py).
-    # A text with no backslash before its last two characters (one search of a single
-    # character: a fast scan, unlike the two-character ones) has at most one escape, there,
-    # and only \/ of those is foreign.
-    quick = line.find("\\", _HEAD_CHARS + 1, len(line) - 4) < 0 and not line.endswith('\\/"}')
-    if quick or ("\\u" not in line and "\\/" not in line):
-        return QuotedLineMessage(stream, text, line[_HEAD_CHARS + 1 : -2])
-    return StdoutMessage(text) if stream == "stdout" else StderrMessage(text)
 
 
 class _SkipLine(Exception):
@@ -328,14 +276,10 @@ class LegacyLogStore:
         *,
         page_rows: int = DEFAULT_PAGE_ROWS,
         rows: Sequence[tuple[str, int]] | None = None,
-        quoted_lines: bool = False,
     ) -> LegacyReader:
         """A reader that streams the process's messages in insertion order (from ``rows`` when
-        the caller already read them); ``quoted_lines``: texts of the compact shape come as
-        ``QuotedLineMessage``."""
-        return LegacyReader(
-            self._engine, process_id, page_rows=page_rows, rows=rows, quoted_lines=quoted_lines
-        )
+        the caller already read them)."""
+        return LegacyReader(self._engine, process_id, page_rows=page_rows, rows=rows)
 
     def read_rows_of_processes(
         self, process_ids: Sequence[str]
@@ -375,7 +319,6 @@ class LegacyReader:
         *,
         page_rows: int,
         rows: Sequence[tuple[str, int]] | None = None,
-        quoted_lines: bool = False,
     ) -> None:
         if page_rows < 1:
             raise ValueError("page_rows must be at least 1")
@@ -384,7 +327,6 @@ class LegacyReader:
         self._page_rows = page_rows
         # Rows already read (``read_rows_of_processes``): iterated instead of queried.
         self._rows = rows
-        self._quoted_lines = quoted_lines
         self.malformed_lines = 0
         self.bytes_read = 0
         self.rows_read = 0
@@ -396,16 +338,10 @@ class LegacyReader:
             return int(connection.execute(_TOTAL_BYTES, {"pid": self._process_id}).scalar_one())
 
     def __iter__(self) -> Iterator[LegacyMessage]:
-        quoted_lines = self._quoted_lines
         for logs in self._iterate_rows():
             for line in logs.split("\n"):
                 if not line or line.isspace():
                     continue
-                if quoted_lines:
-                    message = _parse_quoted_line(line)
-                    if message is not None:
-                        yield message
-                        continue
                 try:
                     yield _parse_line(line)
                 except _SkipLine:

@@ -81,6 +81,27 @@ async def test_chunks_are_split_into_lines_as_the_live_runner_does(engine: Engin
     assert result.raw_entries == 4 and result.normalized_entries == 0
 
 
+async def test_surrogate_halves_at_a_line_start_are_joined(engine: Engine) -> None:
+    """A chunk cut inside an escaped surrogate pair when no line is pending (the fast path holds
+    the first half, and the joined line cannot be encoded): the splitter joins the halves; a
+    lone half in a one-chunk line becomes U+FFFD, as the live runner's decoding makes it."""
+    pid = seed_process(
+        engine,
+        [
+            '{"Stdout": "\\ud83d"}',
+            '{"Stdout": "\\ude00 one\\n"}',
+            '{"Stdout": "a\\ud800b\\n"}',
+            stdout("c\n"),
+        ],
+    )
+    await make_backfiller(engine).backfill_process(pid)
+    assert raw_lines(engine, pid) == [
+        ("STDOUT", "\U0001f600 one"),
+        ("STDOUT", "a\ufffdb"),
+        ("STDOUT", "c"),
+    ]
+
+
 async def test_rows_are_read_by_insertion_time_then_row_id(engine: Engine) -> None:
     # Row ids 1..4; the second and third share a time; the fourth was inserted earliest.
     pid = seed_process(
@@ -415,9 +436,9 @@ def _quoted_jsonl(stream: str, text: str, spaced: bool) -> str:
 def test_any_chunking_gives_the_live_runners_lines(
     chunks: list[tuple[str, str, bool]], max_line_bytes: int
 ) -> None:
-    """Texts of any chunking, either stream, in the compact form (fast path: quoted pieces held
-    and joined) or another (the splitter): the raw entries are the live runner's lines for each
-    stream in order of completion, payloads byte for byte."""
+    """Texts of any chunking, either stream, compact or spaced: whether a line takes the fast path
+    (one chunk, or pieces held and joined) or the splitter, the raw entries are the live runner's
+    lines for each stream in order of completion, payloads byte for byte."""
     splitters = {s: LineSplitter(max_line_bytes) for s in ("stdout", "stderr")}
     expected: list[str] = []
     for stream, text, _spaced in chunks:

@@ -17,14 +17,12 @@ from execlog.protocol import (
     encode_legacy_session_id_line,
     encode_legacy_stream_line,
     encode_raw_entry,
-    encode_raw_entry_quoted,
 )
 from execlog.storage.legacy import (
     FinishedMessage,
     JsonPatchMessage,
     LegacyLogStore,
     PatchOperation,
-    QuotedLineMessage,
     SessionIdMessage,
     StderrMessage,
     StdoutMessage,
@@ -207,7 +205,7 @@ def test_unknown_process_reads_nothing(any_engine: Engine) -> None:
     assert reader.bytes_read == 0
 
 
-# --- quoted lines (the backfill's payloads sliced from the JSONL, issue 11) -------------------
+# --- any encoder's lines (vibe-kanban's serde_json, the standard library, execlog's own) -----
 
 _KEYS: dict[OutputStream, str] = {"stdout": "Stdout", "stderr": "Stderr"}
 LineEncoder = Callable[[OutputStream, str], str]
@@ -250,9 +248,7 @@ _READER_ENGINE = create_engine("sqlite://")
 
 
 def _read_one(line: str) -> list[Any]:
-    reader = LegacyLogStore(_READER_ENGINE).read_messages(
-        "p", rows=[(line, len(line.encode()))], quoted_lines=True
-    )
+    reader = LegacyLogStore(_READER_ENGINE).read_messages("p", rows=[(line, len(line.encode()))])
     return list(reader)
 
 
@@ -264,37 +260,21 @@ def _read_one(line: str) -> list[Any]:
     encode_line=st.sampled_from(_LINE_ENCODERS),
 )
 @example(text="a\\", newline=True, stream="stdout", encode_line=_ours)
-@example(text="\n", newline=False, stream="stdout", encode_line=_ours)
 @example(text="\\u00e9 \\/", newline=True, stream="stderr", encode_line=_compact_stdlib)
 @example(text="a/", newline=False, stream="stdout", encode_line=_escaped_slashes)
-def test_a_quoted_line_gives_exactly_the_encoders_payload(
+def test_a_line_of_any_encoder_reads_as_its_text(
     text: str, newline: bool, stream: OutputStream, encode_line: LineEncoder
 ) -> None:
-    """Whoever wrote the line (any valid JSON quoting), a ``QuotedLineMessage`` carries the text
-    and a quoted form whose payload equals ``encode_raw_entry``'s byte for byte; a line quoted
-    otherwise (``\\u``, ``\\/``, spacing) reads as before."""
+    """Whoever wrote the line (any valid JSON quoting: ``\\u``, ``\\/``, spacing), the message
+    carries the text exactly (the backfill encodes each line's payload from it)."""
     text += "\n" if newline else ""
-    line = encode_line(stream, text)
 
-    (message,) = _read_one(line)
+    (message,) = _read_one(encode_line(stream, text))
 
-    plain = StdoutMessage(text) if stream == "stdout" else StderrMessage(text)
-    compact = line.startswith('{"' + _KEYS[stream] + '":"')
-    if compact and "\\u" not in line and "\\/" not in line:
-        assert isinstance(message, QuotedLineMessage)
-        assert (message.stream, message.text) == (stream, text)
-        payload = encode_raw_entry_quoted(stream, message.quoted)
-        assert payload.encode() == encode_raw_entry(stream, text).encode()
-    else:
-        assert message == plain
+    assert message == (StdoutMessage(text) if stream == "stdout" else StderrMessage(text))
 
 
-def test_a_line_with_another_key_after_the_text_is_not_quoted() -> None:
-    """``{"Stdout":"a\\n","MessageId":"b\\n"}`` starts and ends like a one-key line: the slice
-    between them is not one JSON string, so the general decoding reads it."""
-    for line in ('{"Stdout":"a\\n","MessageId":"b\\n"}', '{"Stdout":"a\\n","Stdout":"b\\n"}'):
-        (message,) = _read_one(line)
-        assert type(message) is StdoutMessage
-    # Backslash, n: no newline, and the quoted text is the line's own.
-    assert _read_one('{"Stdout":"a\\\\n"}') == [QuotedLineMessage("stdout", "a\\n", "a\\\\n")]
-    assert _read_one('{"Stdout":"a\\n"') == []  # malformed: counted by the general path
+def test_a_line_with_another_key_after_the_text_reads_its_text() -> None:
+    assert _read_one('{"Stdout":"a\\n","MessageId":"b\\n"}') == [StdoutMessage("a\n")]
+    assert _read_one('{"Stdout":"a\\\\n"}') == [StdoutMessage("a\\n")]  # backslash, n
+    assert _read_one('{"Stdout":"a\\n"') == []  # malformed: counted

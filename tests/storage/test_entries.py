@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Connection, Engine, event, select
 
 from execlog.protocol import StoredEntry, encode_raw_entry
 from execlog.storage.entries import UPSERT_CHUNK_ROWS, EntryRow, EntryStats, EntryStore
@@ -209,6 +209,21 @@ def test_upsert_same_key_twice_in_one_call_last_wins(any_engine: Engine) -> None
     ]
 
 
+def bulk_upsert(
+    store: EntryStore,
+    connection: Connection,
+    bulk_path: str,
+    process_id: str,
+    pairs: list[tuple[int, str]],
+) -> None:
+    """The backfill's two bulk writes: EntryRows (many processes) or one channel's rows."""
+    if bulk_path == "entries":
+        rows = [EntryRow(process_id, "raw", i, payload) for i, payload in pairs]
+        store.upsert_entries(connection, rows, 1_000, bulk=True)
+    else:
+        store.upsert_channel_rows(connection, process_id, "raw", pairs, 1_000)
+
+
 @pytest.mark.parametrize("bulk_path", ["entries", "channel_rows"])
 def test_bulk_upserts_of_every_statement_size_store_each_row_once(
     any_engine: Engine, bulk_path: str
@@ -222,11 +237,7 @@ def test_bulk_upserts_of_every_statement_size_store_each_row_once(
     def write(indexes: list[int], text: str) -> None:
         pairs = [(i, encode_raw_entry("stdout", f"{text} {i}")) for i in indexes]
         with any_engine.begin() as connection:
-            if bulk_path == "entries":
-                rows = [EntryRow(process_id, "raw", i, payload) for i, payload in pairs]
-                store.upsert_entries(connection, rows, 1_000, bulk=True)
-            else:
-                store.upsert_channel_rows(connection, process_id, "raw", pairs, 1_000)
+            bulk_upsert(store, connection, bulk_path, process_id, pairs)
 
     write(list(range(total)), "first")
     write([*range(1_990, 2_010), 5], "second")
@@ -238,6 +249,27 @@ def test_bulk_upserts_of_every_statement_size_store_each_row_once(
         for i in range(total)
     ]
     assert store.fetch_stats(process_id, "raw") == EntryStats(total, 0, total - 1)
+
+
+@pytest.mark.parametrize("bulk_path", ["entries", "channel_rows"])
+def test_sqlite_statements_keep_no_payload_after_a_bulk_upsert(
+    engine: Engine, bulk_path: str
+) -> None:
+    """Issue 9: sqlite3 caches statements with their last bound values, i.e. SQLite's copies of
+    the payloads; each statement size used is re-bound with NULLs before the call returns. The
+    statements' memory (SQLite's sqlite_stmt table) stays far below the payloads written."""
+    store = EntryStore(engine)
+    process_id = new_process_id()
+    payload = encode_raw_entry("stdout", "x" * 50_000)
+    pairs = [(i, payload) for i in range(2_000 + 100 + 3)]  # three statement sizes
+    with engine.begin() as connection:
+        bulk_upsert(store, connection, bulk_path, process_id, pairs)
+        held = connection.exec_driver_sql("SELECT sum(mem) FROM sqlite_stmt").scalar_one()
+
+    # Payloads written: 105 MB, 100 MB of them bound to the 2,000-row statement. What stays is
+    # the prepared programs (0.6-1.4 MB).
+    assert held < len(payload) * len(pairs) // 50
+    assert store.fetch_stats(process_id, "raw") == EntryStats(len(pairs), 0, len(pairs) - 1)
 
 
 def test_upsert_rolls_back_with_the_callers_transaction(any_engine: Engine) -> None:

@@ -381,10 +381,14 @@ class LogStream:
             if position + 1 >= first_held:
                 batch = store.held_range(position + 1, min(stop, position + 1 + PACE_FRAMES))
             else:
+                # The read is charged to the budget like the sending: it takes the writer's
+                # flush and a database thread while the producer is busy.
+                started = self._history.pacer.now()
                 await self._history.flush_writes()
                 batch = await self._history._entries.afetch_entries_after(
                     self._process_id, self._channel, position, CATCH_UP_CHUNK
                 )
+                await self._history.pacer.pace(started, self._producer_busy(store))
                 # Memory has the newest form of what it still holds.
                 batch = [entry for entry in batch if entry.entry_index < first_held]
                 if not batch:  # the database lacks them (truncated history): on to memory

@@ -366,7 +366,12 @@ class MsgStore:
             self._evict()
         self._seq += 1
         if self._subscribers:
-            self._publish("append", index, entry_json)
+            if self._buffering or self._waiters:
+                self._publish("append", index, entry_json)
+            else:
+                # Every subscriber has overflowed and none waits: only the byte count moves
+                # (the producer's hot path while a slow subscriber catches up, issue 9).
+                self._published_bytes += len(entry_json)
         return index
 
     def replace(self, entry_index: int, entry_json: str) -> None:

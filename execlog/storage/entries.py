@@ -46,18 +46,44 @@ __all__ = [
 # Rows per executemany call: bounds the parameter list built at once, whatever the batch size.
 # executemany binds one row at a time, so SQLite's variable limit never comes into play.
 UPSERT_CHUNK_ROWS: Final = 5000
-# Rows per SQLite statement: 6 parameters each, far below SQLite's 32,766-variable limit.
+# Rows per SQLite statement: 4 parameters each, far below SQLite's 32,766-variable limit.
 SQLITE_ROWS_PER_STATEMENT: Final = 500
-_SQLITE_ROW_PLACEHOLDERS: Final = "(?, ?, ?, ?, ?, ?)"
 # Statement sizes in rows, largest first: any count is a sum of these, and few sizes means few
 # cached statements whose bindings must be released after each call.
 _SQLITE_STATEMENT_ROWS: Final = (SQLITE_ROWS_PER_STATEMENT, 100, 20, 5, 1)
 # The backfill's bulk writes (issue 11): sqlite3 re-takes the GIL after each statement, and with
 # the backfill decoding in another thread that wait (up to the 5 ms switch interval) cost about
-# as much as a 500-row step; 2,000-row statements pay it a quarter as often (12,001 variables).
+# as much as a 500-row step; 2,000-row statements pay it a quarter as often (8,002 variables).
 _SQLITE_BULK_STATEMENT_ROWS: Final = (2000, *_SQLITE_STATEMENT_ROWS)
 # The VALUES clause of the compiled one-row upsert, which the multi-row forms replace.
 _SQLITE_UPSERT_VALUES: Final = " VALUES (?, ?, ?, ?, ?, ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class _SqliteRowsForm:
+    """A multi-row SQLite upsert: ``INSERT ... <select> FROM (VALUES <row>, ...) WHERE ? ON
+    CONFLICT ...``. The values shared by all rows are bound once, as ``?1``...; then each row's
+    own values; the final parameter is 1 to insert the rows, 0 to insert nothing."""
+
+    select: str
+    shared: int  # values bound once per statement
+    per_row: int  # values bound per row
+
+    def sql(self, upsert_sql: str, rows: int) -> str:
+        head, values, tail = upsert_sql.partition(_SQLITE_UPSERT_VALUES)
+        if not values:  # pragma: no cover - fixed form
+            raise RuntimeError(f"unexpected upsert statement: {upsert_sql}")
+        row = "(" + ", ".join(["?"] * self.per_row) + ")"
+        return f"{head} {self.select} FROM (VALUES {', '.join([row] * rows)}) WHERE ?{tail}"
+
+
+# Any rows: each row's key and payload, the time stamp once (?1, both time columns). 4 values per
+# row instead of 6 shortened the writer thread's binding, which holds the GIL (issue 9's 1 KB
+# ingest, docs/performance.md).
+_ENTRY_ROWS: Final = _SqliteRowsForm("SELECT column1, column2, column3, column4, ?1, ?1", 1, 4)
+# One channel's rows (upsert_channel_rows): process, channel and time once, each row's index and
+# payload (issue 11).
+_CHANNEL_ROWS: Final = _SqliteRowsForm("SELECT ?1, ?2, column1, column2, ?3, ?3", 3, 2)
 
 _t = entries_table.c
 _KEY: Final = (_t.execution_process_id == bindparam("pid")) & (_t.channel == bindparam("channel"))
@@ -73,9 +99,12 @@ class EntryStats:
     max_index: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EntryRow:
-    """One entry to upsert."""
+    """One entry to upsert. Treated as immutable, but not ``frozen``: a frozen dataclass sets
+    each field through ``object.__setattr__``, which made constructing one 5x slower (0.57 against
+    0.12 us with EntryWrite's fields) and was the largest per-row cost of the writer's producers
+    (issue 9's 1 KB ingest: docs/performance.md)."""
 
     process_id: str
     channel: Channel
@@ -270,8 +299,7 @@ class EntryStore:
         # On SQLite the upsert goes to the driver as prebuilt SQL with tuples: SQLAlchemy's
         # per-row parameter processing would otherwise cost more than SQLite's own insert.
         self._upsert_sql = str(self._upsert.compile(dialect=engine.dialect))
-        self._multi_row_sql_cache: dict[int, str] = {}
-        self._channel_rows_sql_cache: dict[int, str] = {}
+        self._multi_row_sql_cache: dict[tuple[_SqliteRowsForm, int], str] = {}
 
     @property
     def engine(self) -> Engine:
@@ -503,20 +531,14 @@ class EntryStore:
                 connection, [EntryRow(process_id, channel, i, p) for i, p in rows], now_ms
             )
             return
-        used: set[int] = set()
-        start = 0
-        total = len(rows)
-        while start < total:
-            size = next(n for n in _SQLITE_BULK_STATEMENT_ROWS if n <= total - start)
-            params: list[object] = [process_id, channel, now_ms]
-            params += chain.from_iterable(rows[start : start + size])
-            params.append(1)
-            connection.exec_driver_sql(self._channel_rows_sql(size), tuple(params))
-            used.add(size)
-            start += size
-        for size in used:
-            released = (None,) * (3 + 2 * size) + (0,)
-            connection.exec_driver_sql(self._channel_rows_sql(size), released)
+        self._execute_sqlite_upserts(
+            connection,
+            _CHANNEL_ROWS,
+            (process_id, channel, now_ms),
+            rows,
+            _add_channel_row_params,
+            _SQLITE_BULK_STATEMENT_ROWS,
+        )
 
     def _upsert_sqlite_chunk(
         self, connection: Connection, rows: Sequence[EntryRow], now_ms: int, *, bulk: bool
@@ -531,36 +553,36 @@ class EntryStore:
         last bound values, i.e. SQLite's copies of the payloads (issue 9: 1.1 GB held after a
         flood). Re-binding with NULLs frees them while keeping the prepared statements, whose
         preparation would cost 3x the insert."""
-
-        def params_of(part: Sequence[EntryRow]) -> list[object]:
-            params: list[object] = []
-            for r in part:
-                params += (r.process_id, r.channel, r.entry_index, r.entry_json, now_ms, now_ms)
-            return params
-
         sizes = _SQLITE_BULK_STATEMENT_ROWS if bulk else _SQLITE_STATEMENT_ROWS
-        self._execute_sqlite_upserts(connection, rows, params_of, sizes)
+        self._execute_sqlite_upserts(
+            connection, _ENTRY_ROWS, (now_ms,), rows, _add_entry_row_params, sizes
+        )
 
     def _execute_sqlite_upserts(
         self,
         connection: Connection,
+        form: _SqliteRowsForm,
+        shared: tuple[object, ...],
         rows: Sequence[_R],
-        params_of: Callable[[Sequence[_R]], list[object]],
+        add_params: Callable[[list[object], Sequence[_R]], None],
         sizes: tuple[int, ...],
     ) -> None:
-        """The statements of ``_upsert_sqlite_chunk``; ``params_of`` flattens a slice of rows."""
+        """The statements of ``_upsert_sqlite_chunk`` in ``form``: ``shared`` bound once per
+        statement, and ``add_params`` appends each row's values of a slice of ``rows``."""
         used: set[int] = set()
         start = 0
         total = len(rows)
         while start < total:
             size = next(n for n in sizes if n <= total - start)
-            params = params_of(rows[start : start + size])
+            params = list(shared)
+            add_params(params, rows[start : start + size])
             params.append(1)
-            connection.exec_driver_sql(self._multi_row_sql(size), tuple(params))
+            connection.exec_driver_sql(self._multi_row_sql(form, size), tuple(params))
             used.add(size)
             start += size
         for size in used:
-            connection.exec_driver_sql(self._multi_row_sql(size), (None,) * (size * 6) + (0,))
+            released = (None,) * (form.shared + form.per_row * size) + (0,)
+            connection.exec_driver_sql(self._multi_row_sql(form, size), released)
 
     def _upsert_postgres_chunk(
         self, connection: Connection, rows: Sequence[EntryRow], now_ms: int, *, staged: bool
@@ -588,46 +610,25 @@ class EntryStore:
         finally:
             cursor.close()
 
-    def _multi_row_sql(self, rows: int) -> str:
-        """``INSERT ... SELECT * FROM (VALUES <rows>) WHERE ? ON CONFLICT ...``: the final
-        parameter is 1 to insert the rows, 0 to insert nothing (see _upsert_sqlite_chunk)."""
-        sql = self._multi_row_sql_cache.get(rows)
+    def _multi_row_sql(self, form: _SqliteRowsForm, rows: int) -> str:
+        sql = self._multi_row_sql_cache.get((form, rows))
         if sql is None:
-            head, values, tail = self._upsert_sql.partition(_SQLITE_ROW_PLACEHOLDERS)
-            if not values or not head.endswith(" VALUES "):  # pragma: no cover - fixed form
-                raise RuntimeError(f"unexpected upsert statement: {self._upsert_sql}")
-            sql = (
-                head[: -len("VALUES ")]
-                + "SELECT * FROM (VALUES "
-                + ", ".join([_SQLITE_ROW_PLACEHOLDERS] * rows)
-                + ") WHERE ?"
-                + tail
-            )
-            self._multi_row_sql_cache[rows] = sql
-        return sql
-
-    def _channel_rows_sql(self, rows: int) -> str:
-        """``INSERT ... SELECT ?1, ?2, column1, column2, ?3, ?3 FROM (VALUES (?, ?), ...) WHERE ?
-        ON CONFLICT ...``: one channel's rows (``upsert_channel_rows``)."""
-        sql = self._channel_rows_sql_cache.get(rows)
-        if sql is None:
-            head, values, tail = self._upsert_sql.partition(_SQLITE_UPSERT_VALUES)
-            if not values:  # pragma: no cover - fixed form
-                raise RuntimeError(f"unexpected upsert statement: {self._upsert_sql}")
-            sql = (
-                head
-                + " SELECT ?1, ?2, column1, column2, ?3, ?3 FROM (VALUES "
-                + ", ".join(["(?, ?)"] * rows)
-                + ") WHERE ?"
-                + tail
-            )
-            self._channel_rows_sql_cache[rows] = sql
+            sql = self._multi_row_sql_cache[form, rows] = form.sql(self._upsert_sql, rows)
         return sql
 
     def upsert_entries_now(self, rows: Sequence[EntryRow]) -> None:
         """``upsert_entries`` in a transaction of its own, stamped with the current time."""
         with self._engine.begin() as connection:
             self.upsert_entries(connection, rows, now_ms())
+
+
+def _add_entry_row_params(params: list[object], rows: Sequence[EntryRow]) -> None:
+    for r in rows:  # a plain loop: faster than chaining attrgetter tuples
+        params += (r.process_id, r.channel, r.entry_index, r.entry_json)
+
+
+def _add_channel_row_params(params: list[object], rows: Sequence[tuple[int, str]]) -> None:
+    params += chain.from_iterable(rows)  # the (index, payload) tuples, flattened in C
 
 
 def _copy_new_rows(cursor: Any, rows: Sequence[EntryRow], now_ms: int) -> bool:

@@ -216,20 +216,22 @@ def bulk_upsert(
     process_id: str,
     pairs: list[tuple[int, str]],
 ) -> None:
-    """The backfill's two bulk writes: EntryRows (many processes) or one channel's rows."""
-    if bulk_path == "entries":
+    """The backfill's two bulk writes, EntryRows (many processes) or one channel's rows, and the
+    writer's EntryRows (``writer``: statements of 500 rows and less)."""
+    if bulk_path in ("entries", "writer"):
         rows = [EntryRow(process_id, "raw", i, payload) for i, payload in pairs]
-        store.upsert_entries(connection, rows, 1_000, bulk=True)
+        store.upsert_entries(connection, rows, 1_000, bulk=bulk_path == "entries")
     else:
         store.upsert_channel_rows(connection, process_id, "raw", pairs, 1_000)
 
 
-@pytest.mark.parametrize("bulk_path", ["entries", "channel_rows"])
+@pytest.mark.parametrize("bulk_path", ["entries", "channel_rows", "writer"])
 def test_bulk_upserts_of_every_statement_size_store_each_row_once(
     any_engine: Engine, bulk_path: str
 ) -> None:
-    """The backfill's bulk writes (statements of 2,000 rows and the smaller sizes): 2,627 rows
-    need every size; a second pass over part of them (across a statement boundary) replaces."""
+    """The backfill's bulk writes (statements of 2,000 rows and the smaller sizes) and the
+    writer's: 2,627 rows need every size; a second pass over part of them (across a statement
+    boundary) replaces."""
     store = EntryStore(any_engine)
     process_id = new_process_id()
     total = 2_000 + 500 + 100 + 20 + 5 + 2
@@ -251,7 +253,7 @@ def test_bulk_upserts_of_every_statement_size_store_each_row_once(
     assert store.fetch_stats(process_id, "raw") == EntryStats(total, 0, total - 1)
 
 
-@pytest.mark.parametrize("bulk_path", ["entries", "channel_rows"])
+@pytest.mark.parametrize("bulk_path", ["entries", "channel_rows", "writer"])
 def test_sqlite_statements_keep_no_payload_after_a_bulk_upsert(
     engine: Engine, bulk_path: str
 ) -> None:

@@ -133,6 +133,7 @@ def create_app(
             except Exception as exc:  # it expires on its own; the shutdown goes on
                 logger.warning("server lease: release failed: %s", exc)
             services.engine.dispose()
+            services.maintenance_engine.dispose()
 
     app = FastAPI(
         title="execlog",

@@ -166,7 +166,8 @@ class Settings(BaseSettings):
         description=(
             "Every wait on the database has this deadline: a request that needs an unavailable "
             "database answers 503 after it. On PostgreSQL it is also each statement's "
-            "`statement_timeout`."
+            "`statement_timeout`, except in the legacy backfill and cleanup, whose long scans "
+            "and deletes it bounds only while they wait on a lock (`lock_timeout`)."
         ),
     )
     writer_queue_bytes: int = Field(

@@ -30,6 +30,7 @@ __all__ = ["Services"]
 class Services:
     settings: Settings
     engine: Engine
+    maintenance_engine: Engine
     ownership: OwnershipStore
     lease: ServerLease
     entries: EntryStore
@@ -83,12 +84,13 @@ class Services:
             repository,
             flush_deadline_seconds=settings.db_timeout_seconds,
         )
+        # The legacy jobs' long scans and deletes run on an engine of their own, whose
+        # statements the request deadline does not cancel (lock waits it still bounds).
+        maintenance_engine = create_database_engine(
+            settings.database_url, timeout_seconds=settings.db_timeout_seconds, maintenance=True
+        )
         backfiller = LegacyBackfiller.create(
-            engine,
-            max_line_bytes=settings.max_line_bytes,
-            entries=entries,
-            legacy=legacy,
-            repository=repository,
+            maintenance_engine, max_line_bytes=settings.max_line_bytes
         )
         # Every stored read of an ended process backfills it first when its JSONL has not
         # been checked (CONTRACT.md: no silent empty fallback).
@@ -96,6 +98,7 @@ class Services:
         return cls(
             settings=settings,
             engine=engine,
+            maintenance_engine=maintenance_engine,
             ownership=ownership,
             lease=lease,
             entries=entries,
@@ -109,6 +112,6 @@ class Services:
             history=history,
             backfiller=backfiller,
             retention=LegacyRetention.create(
-                engine, backfiller, settings.legacy_jsonl_retention_days
+                maintenance_engine, backfiller, settings.legacy_jsonl_retention_days
             ),
         )

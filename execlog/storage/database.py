@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -26,6 +26,7 @@ __all__ = [
     "create_database_engine",
     "normalize_database_url",
     "is_sqlite",
+    "pin_index_plans",
     "run_in_thread",
 ]
 
@@ -113,11 +114,40 @@ def convert_sqlite_page_size(engine: Engine) -> tuple[int, int]:
     return before, after
 
 
-def create_database_engine(url: str, *, timeout_seconds: float | None = None) -> Engine:
+# PostgreSQL plans a read from statistics, and a process's id is new and hot (a running one's
+# entries, a just-imported one's JSONL): before an ANALYZE sees it, the planner estimates ~25
+# rows for it and picks a bitmap heap scan of every row plus a top-N sort (1.8 s for a tail page
+# at 1M entries here, 60-80 ms for each 256-row JSONL page at 300k rows, so a backfill went
+# quadratic), against 0.1 ms by index scan. The reads that walk an index in its order take the
+# alternatives away for their transaction: the plan is the index scan whatever the statistics.
+_PIN_INDEX_PLANS = text(
+    "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)"
+)
+
+
+def pin_index_plans(connection: Connection) -> None:
+    """For the rest of the caller's transaction on PostgreSQL: no bitmap scans and no sorts, so
+    a keyset read by an index's order is an index scan however stale the statistics (issue 9,
+    item 8). Nothing on SQLite, whose planner does not guess from row counts."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_PIN_INDEX_PLANS)
+
+
+def create_database_engine(
+    url: str, *, timeout_seconds: float | None = None, maintenance: bool = False
+) -> Engine:
     """An engine with the pragmas and pool that this service needs. ``timeout_seconds``
     (``EXECLOG_DB_TIMEOUT_SECONDS`` in the server) bounds every wait on the database: SQLite's
     busy handler, PostgreSQL's connect and each of its statements (``statement_timeout``, set
-    only when given), and the wait for a pooled connection."""
+    only when given), and the wait for a pooled connection.
+
+    ``maintenance``: the server's engine for the legacy jobs (backfill, cleanup), with a smaller
+    pool. Their scans and deletes (every JSONL row, a 1 GB log) may run longer than a request's
+    deadline and must not be cancelled by it, so on PostgreSQL ``timeout_seconds`` bounds each
+    wait on a lock (``lock_timeout``) instead of each statement: a locked table still fails the
+    work within the deadline rather than hanging it. SQLite's busy timeout bounds only lock
+    waits anyway."""
+    pool_size = 4 if maintenance else 8
     timeout = SQLITE_BUSY_TIMEOUT_MS / 1000 if timeout_seconds is None else timeout_seconds
     try:
         parsed = make_url(normalize_database_url(url))
@@ -134,8 +164,8 @@ def create_database_engine(url: str, *, timeout_seconds: float | None = None) ->
         engine = create_engine(
             parsed,
             connect_args={"check_same_thread": False, "timeout": timeout},
-            pool_size=8,
-            max_overflow=8,
+            pool_size=pool_size,
+            max_overflow=pool_size,
             pool_timeout=timeout,
         )
         busy_timeout_ms = int(timeout * 1000)
@@ -154,8 +184,8 @@ def create_database_engine(url: str, *, timeout_seconds: float | None = None) ->
         return engine
     engine = create_engine(
         parsed,
-        pool_size=8,
-        max_overflow=8,
+        pool_size=pool_size,
+        max_overflow=pool_size,
         pool_pre_ping=True,
         pool_timeout=timeout,
         connect_args={"connect_timeout": max(1, math.ceil(timeout))},
@@ -164,13 +194,19 @@ def create_database_engine(url: str, *, timeout_seconds: float | None = None) ->
         # The server's deadline (issue 9, item 4) for a statement too: one that waits on a
         # locked table is cancelled, so a request answers 503 (WebSocket 1013) instead of
         # hanging, and the writer retries with back-off. Migrations lift it for themselves.
-        statement_timeout_ms = max(1, int(timeout * 1000))
+        timeout_ms = max(1, int(timeout * 1000))
+        settings = (
+            ("SET statement_timeout = 0", f"SET lock_timeout = {timeout_ms}")
+            if maintenance
+            else (f"SET statement_timeout = {timeout_ms}",)
+        )
 
         def configure_postgres(dbapi_connection: Any, _record: Any) -> None:
             autocommit = dbapi_connection.autocommit
             dbapi_connection.autocommit = True
             try:
-                dbapi_connection.execute(f"SET statement_timeout = {statement_timeout_ms}")
+                for statement in settings:
+                    dbapi_connection.execute(statement)
             finally:
                 dbapi_connection.autocommit = autocommit
 

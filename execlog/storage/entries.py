@@ -25,13 +25,12 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from execlog.protocol import Channel, StoredEntry, decode_raw_content, now_ms
-from execlog.storage.database import run_in_thread
+from execlog.storage.database import pin_index_plans, run_in_thread
 from execlog.storage.tables import execution_process_log_entries as entries_table
 
 __all__ = [
@@ -165,15 +164,6 @@ _STATS_OF_PROCESSES = (
     )
     .where(_t.execution_process_id.in_(bindparam("pids", expanding=True)))
     .group_by(_t.execution_process_id, _t.channel)
-)
-
-# PostgreSQL plans a read from statistics, and a running process's id is new and hot: before an
-# ANALYZE sees it, the planner estimates ~25 rows for it and picks a bitmap heap scan of every
-# row plus a top-N sort (1.8 s for a tail page at 1M entries here, against 0.1 ms by index scan
-# backward). Every read of this store walks the primary key, so for the read's transaction we
-# take the alternatives away: the plan is the index scan whatever the statistics say.
-_PIN_PRIMARY_KEY_PLANS: Final = text(
-    "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)"
 )
 
 # PostgreSQL bulk writes. New rows (the live appends: nearly all of them) are COPYed straight
@@ -311,8 +301,7 @@ class EntryStore:
     def _reading(self) -> Iterator[Connection]:
         """A connection for reads, with primary-key plans pinned on PostgreSQL."""
         with self._engine.connect() as connection:
-            if not self._sqlite:
-                connection.execute(_PIN_PRIMARY_KEY_PLANS)
+            pin_index_plans(connection)
             yield connection
 
     def fetch_tail_page(

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, bindparam, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from execlog.protocol import now_ms
+from execlog.storage.database import pin_index_plans
 from execlog.storage.tables import execution_process_logs as logs_table
 
 __all__ = [
@@ -366,6 +367,7 @@ class LegacyReader:
             # A short connection per page: no read transaction stays open while the consumer
             # works through the page, so the writer and WAL checkpoints are never held up.
             with self._engine.connect() as connection:
+                pin_index_plans(connection)  # an imported log's id has no statistics yet
                 rows = connection.execute(_PAGE, params).all()
             self.pages_read += 1
             if not rows:

@@ -43,7 +43,7 @@ from execlog.runner.normalizers.base import EntryPatch, Normalizer, NormalizerEv
 from execlog.runner.pipeline import KEYED_ENTRIES_CAPACITY
 from execlog.storage.backfills import BackfillLedger, LedgerRow, LegacyProcess
 from execlog.storage.database import DATABASE_UNAVAILABLE_ERRORS, run_in_thread
-from execlog.storage.entries import EntryRow, EntryStats, EntryStore
+from execlog.storage.entries import EntryStats, EntryStore
 from execlog.storage.legacy import (
     JsonPatchMessage,
     LegacyLogStore,
@@ -210,12 +210,14 @@ class _KeyedIndexes:
         return index
 
 
-_Rows = list[tuple[int, str]]
+# One channel's rows to write: (process id, index, payload).
+_Rows = list[tuple[str, int, str]]
 
 
 class _Replay:
     """One pass over a process's JSONL: ``chunks()`` yields ``(raw rows, normalized rows)``,
-    each a list of ``(index, payload)`` in log order, a few thousand rows or MiB at a time."""
+    each a list of ``(process id, index, payload)`` in log order, a few thousand rows or MiB at
+    a time."""
 
     def __init__(
         self,
@@ -227,6 +229,7 @@ class _Replay:
         rows: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         self.reader = legacy.read_messages(process_id, rows=rows)
+        self._pid = process_id
         self._max_line_bytes = max_line_bytes
         self._streams: dict[OutputStream, _StreamText] = {
             "stdout": _StreamText(max_line_bytes),
@@ -258,6 +261,7 @@ class _Replay:
         held_chars = {"stdout": 0, "stderr": 0}
         raw_only = self._normalizer is None
         raw = self._raw
+        pid = self._pid
         chunk_bytes = 0
         for message in self.reader:
             kind = type(message)
@@ -288,7 +292,7 @@ class _Replay:
                     idle[stream] = streams[stream].idle
                 elif raw_only:
                     pieces.clear()
-                    raw.append((self.raw_index, payload))
+                    raw.append((pid, self.raw_index, payload))
                     self.raw_index += 1
                 else:
                     pieces.clear()
@@ -296,7 +300,7 @@ class _Replay:
             elif kind is JsonPatchMessage:
                 if self._use_patches:
                     for operation in message.operations:  # type: ignore[union-attr]
-                        self._normalized.append((operation.entry_index, operation.value_json))
+                        self._normalized.append((pid, operation.entry_index, operation.value_json))
                         chunk_bytes += len(operation.value_json)
             elif kind is SessionIdMessage:
                 self._see_session_id(message.agent_session_id)  # type: ignore[union-attr]
@@ -328,7 +332,7 @@ class _Replay:
         return taken
 
     def _add_line(self, stream: OutputStream, line: str, payload: str | None = None) -> None:
-        self._raw.append((self.raw_index, payload or encode_raw_entry(stream, line)))
+        self._raw.append((self._pid, self.raw_index, payload or encode_raw_entry(stream, line)))
         self.raw_index += 1
         if self._normalizer is not None:
             self._conversation(self._normalizer.feed(stream, line))
@@ -337,7 +341,7 @@ class _Replay:
         for event in events:
             if isinstance(event, EntryPatch):
                 index = self._keyed.index_of(event.key)
-                self._normalized.append((index, encode_normalized_entry(event.entry)))
+                self._normalized.append((self._pid, index, encode_normalized_entry(event.entry)))
             elif isinstance(event, SessionIdSeen):
                 self._see_session_id(event.agent_session_id)
 
@@ -437,11 +441,12 @@ class ProcessBackfill:
             use_patches = executor not in EXECUTORS or pid in with_patches
             try:
                 replay = self._replay(pid, executor, use_patches, rows_of.pop(pid))
-                result, rows = _rebuild_in_memory(replay, pid)
+                result, raw, normalized = _rebuild_in_memory(replay, pid)
             except Exception as exc:  # this process only; the group goes on
                 prepared.outcomes[pid] = exc
                 continue
-            prepared.entries += rows
+            prepared.raw += raw
+            prepared.normalized += normalized
             prepared.ledger.append(_ledger_row(result))
             if result.agent_session_id is not None:
                 prepared.sessions.append((pid, result.agent_session_id))
@@ -456,7 +461,10 @@ class ProcessBackfill:
         alone = list(prepared.alone)
         try:
             with self._engine.begin() as connection:
-                self._entries.upsert_entries(connection, prepared.entries, now_ms(), bulk=True)
+                self._entries.upsert_channel_rows(connection, "raw", prepared.raw, now_ms())
+                self._entries.upsert_channel_rows(
+                    connection, "normalized", prepared.normalized, now_ms()
+                )
                 self._ledger.record_many(connection, prepared.ledger)
                 self._repository.set_missing_agent_session_ids(
                     connection, prepared.sessions, now_ms()
@@ -489,7 +497,7 @@ class ProcessBackfill:
             writing: Future[None] | None = None
             try:
                 for raw_rows, normalized_rows in replay.chunks():
-                    for index, _payload in normalized_rows:
+                    for _pid, index, _payload in normalized_rows:
                         normalized.add(index)
                     writes = [
                         (channel, rows)
@@ -502,7 +510,7 @@ class ProcessBackfill:
                         writing.result()
                     for channel, rows in writes:
                         stats[channel].written += len(rows)
-                    writing = pool.submit(self._write, pid, writes)
+                    writing = pool.submit(self._write, writes)
             finally:
                 if writing is not None:
                     writing.result()
@@ -510,10 +518,10 @@ class ProcessBackfill:
         stats["raw"].set_range(replay.raw_index)
         return stats
 
-    def _write(self, pid: str, writes: list[tuple[Channel, _Rows]]) -> None:
+    def _write(self, writes: list[tuple[Channel, _Rows]]) -> None:
         with self._engine.begin() as connection:
             for channel, rows in writes:
-                self._entries.upsert_channel_rows(connection, pid, channel, rows, now_ms())
+                self._entries.upsert_channel_rows(connection, channel, rows, now_ms())
 
 
 GroupOutcome = BackfillResult | Exception | None
@@ -525,7 +533,8 @@ class PreparedGroup:
 
     outcomes: dict[str, GroupOutcome] = field(default_factory=dict)
     alone: list[ProcessRecord] = field(default_factory=list)
-    entries: list[EntryRow] = field(default_factory=list)
+    raw: _Rows = field(default_factory=list)
+    normalized: _Rows = field(default_factory=list)
     ledger: list[LedgerRow] = field(default_factory=list)
     sessions: list[tuple[str, str]] = field(default_factory=list)
     rebuilt: dict[str, tuple[ProcessRecord, BackfillResult]] = field(default_factory=dict)
@@ -547,26 +556,27 @@ def _ledger_row(result: BackfillResult) -> LedgerRow:
     )
 
 
-def _rebuild_in_memory(replay: _Replay, pid: str) -> tuple[BackfillResult, list[EntryRow]]:
-    """A small process's whole replay as entry rows (it has no stored entries: all are
-    written)."""
-    rows: list[EntryRow] = []
-    normalized = _ChannelStats()
+def _rebuild_in_memory(replay: _Replay, pid: str) -> tuple[BackfillResult, _Rows, _Rows]:
+    """A small process's whole replay as raw and normalized rows (it has no stored entries:
+    all are written)."""
+    raw: _Rows = []
+    normalized: _Rows = []
+    stats = _ChannelStats()
     for raw_rows, normalized_rows in replay.chunks():
-        rows += [EntryRow(pid, "raw", index, payload) for index, payload in raw_rows]
-        for index, payload in normalized_rows:
-            normalized.add(index)
-            rows.append(EntryRow(pid, "normalized", index, payload))
+        raw += raw_rows
+        normalized += normalized_rows
+        for _pid, index, _payload in normalized_rows:
+            stats.add(index)
     result = BackfillResult(
         process_id=pid,
         raw_entries=replay.raw_index,
-        normalized_entries=normalized.count,
-        entries_written=len(rows),
+        normalized_entries=stats.count,
+        entries_written=len(raw) + len(normalized),
         bytes_read=replay.reader.bytes_read,
         malformed_lines=replay.reader.malformed_lines,
         agent_session_id=replay.agent_session_id,
     )
-    return result, rows
+    return result, raw, normalized
 
 
 @dataclass(frozen=True, slots=True)

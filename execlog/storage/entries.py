@@ -80,9 +80,9 @@ class _SqliteRowsForm:
 # row instead of 6 shortened the writer thread's binding, which holds the GIL (issue 9's 1 KB
 # ingest, docs/performance.md).
 _ENTRY_ROWS: Final = _SqliteRowsForm("SELECT column1, column2, column3, column4, ?1, ?1", 1, 4)
-# One channel's rows (upsert_channel_rows): process, channel and time once, each row's index and
+# One channel's rows (upsert_channel_rows): channel and time once, each row's process, index and
 # payload (issue 11).
-_CHANNEL_ROWS: Final = _SqliteRowsForm("SELECT ?1, ?2, column1, column2, ?3, ?3", 3, 2)
+_CHANNEL_ROWS: Final = _SqliteRowsForm("SELECT column1, ?1, column2, column3, ?2, ?2", 2, 3)
 
 _t = entries_table.c
 _KEY: Final = (_t.execution_process_id == bindparam("pid")) & (_t.channel == bindparam("channel"))
@@ -503,27 +503,26 @@ class EntryStore:
     def upsert_channel_rows(
         self,
         connection: Connection,
-        process_id: str,
         channel: Channel,
-        rows: Sequence[tuple[int, str]],
+        rows: Sequence[tuple[str, int, str]],
         now_ms: int,
     ) -> None:
-        """``upsert_entries`` for ``(index, payload)`` rows of one channel (the backfill's bulk
-        path). On SQLite no EntryRow per row (about a fifth of its time per line), and statements
-        that bind the process, channel and time once (``?1``-``?3``) and each row's index and
-        payload: the rows' tuples are flattened in C, and the writing thread holds the GIL
-        (binding) a third as long as with six values per row (issue 11). As in
-        ``_upsert_sqlite_chunk``, each size used is executed once more with NULLs and no rows,
-        so that no cached statement keeps payloads (issue 9)."""
+        """``upsert_entries`` for ``(process id, index, payload)`` rows of one channel (the
+        backfill's bulk path, one process or many). On SQLite no EntryRow per row (about a fifth
+        of its time per line), and statements that bind the channel and time once (``?1``,
+        ``?2``) and each row's process, index and payload: the rows' tuples are flattened in C,
+        and the writing thread holds the GIL (binding) half as long as with six values per row
+        (issue 11). As in ``_upsert_sqlite_chunk``, each size used is executed once more with
+        NULLs and no rows, so that no cached statement keeps payloads (issue 9)."""
         if not self._sqlite:
             self.upsert_entries(
-                connection, [EntryRow(process_id, channel, i, p) for i, p in rows], now_ms
+                connection, [EntryRow(pid, channel, i, p) for pid, i, p in rows], now_ms
             )
             return
         self._execute_sqlite_upserts(
             connection,
             _CHANNEL_ROWS,
-            (process_id, channel, now_ms),
+            (channel, now_ms),
             rows,
             _add_channel_row_params,
             _SQLITE_BULK_STATEMENT_ROWS,
@@ -616,8 +615,8 @@ def _add_entry_row_params(params: list[object], rows: Sequence[EntryRow]) -> Non
         params += (r.process_id, r.channel, r.entry_index, r.entry_json)
 
 
-def _add_channel_row_params(params: list[object], rows: Sequence[tuple[int, str]]) -> None:
-    params += chain.from_iterable(rows)  # the (index, payload) tuples, flattened in C
+def _add_channel_row_params(params: list[object], rows: Sequence[tuple[str, int, str]]) -> None:
+    params += chain.from_iterable(rows)  # the (process, index, payload) tuples, flattened in C
 
 
 def _copy_new_rows(cursor: Any, rows: Sequence[EntryRow], now_ms: int) -> bool:

@@ -456,6 +456,6 @@ def test_any_chunking_gives_the_live_runners_lines(
     )
     replay = job._replay("p", None, use_patches=True, rows=rows)  # rows given: no query
 
-    payloads = [payload for raw, _n in replay.chunks() for _i, payload in raw]
+    payloads = [payload for raw, _n in replay.chunks() for _p, _i, payload in raw]
 
     assert payloads == expected

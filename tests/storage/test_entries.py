@@ -222,7 +222,8 @@ def bulk_upsert(
         rows = [EntryRow(process_id, "raw", i, payload) for i, payload in pairs]
         store.upsert_entries(connection, rows, 1_000, bulk=bulk_path == "entries")
     else:
-        store.upsert_channel_rows(connection, process_id, "raw", pairs, 1_000)
+        triples = [(process_id, i, payload) for i, payload in pairs]
+        store.upsert_channel_rows(connection, "raw", triples, 1_000)
 
 
 @pytest.mark.parametrize("bulk_path", ["entries", "channel_rows", "writer"])

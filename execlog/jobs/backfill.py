@@ -846,9 +846,11 @@ class LegacyBackfiller:
                 claim = self._claim([p.process_id for p in group])
                 claims.append(claim)
                 prepared = await self._prepare(claim)
-                write = asyncio.ensure_future(run_in_thread(self._job.write_group, prepared))
+                # One write at a time: a second one would only wait for SQLite's write lock,
+                # in the busy handler's sleeps (1, 2, 5, 10 ms ...), up to 40 ms a group.
                 if writing is not None:
                     account(writing[0], await self._finish(writing[1], writing[2]))
+                write = asyncio.ensure_future(run_in_thread(self._job.write_group, prepared))
                 writing = (group, claim, write)
             if writing is not None:
                 account(writing[0], await self._finish(writing[1], writing[2]))

@@ -42,6 +42,7 @@ from execlog.runner.lines import LineSplitter
 from execlog.runner.normalizers.base import EntryPatch, Normalizer, NormalizerEvent, SessionIdSeen
 from execlog.runner.pipeline import KEYED_ENTRIES_CAPACITY
 from execlog.storage.backfills import BackfillLedger, LedgerRow, LegacyProcess
+from execlog.storage.checkpoints import BackgroundCheckpoints
 from execlog.storage.database import DATABASE_UNAVAILABLE_ERRORS, run_in_thread
 from execlog.storage.entries import EntryStats, EntryStore
 from execlog.storage.legacy import (
@@ -453,14 +454,16 @@ class ProcessBackfill:
             prepared.rebuilt[pid] = (record, result)
         return prepared
 
-    def write_group(self, prepared: PreparedGroup) -> dict[str, GroupOutcome]:
+    def write_group(
+        self, prepared: PreparedGroup, checkpoints: BackgroundCheckpoints
+    ) -> dict[str, GroupOutcome]:
         """The second half: entries, ledger rows and agent session ids in one transaction. If
         it fails, each process goes alone, so that an error belongs to one process. Never
         raises: each process's outcome is its result, None (nothing to do) or its error."""
         outcomes = dict(prepared.outcomes)
         alone = list(prepared.alone)
         try:
-            with self._engine.begin() as connection:
+            with checkpoints.writing() as connection:
                 self._entries.upsert_channel_rows(connection, "raw", prepared.raw, now_ms())
                 self._entries.upsert_channel_rows(
                     connection, "normalized", prepared.normalized, now_ms()
@@ -480,6 +483,10 @@ class ProcessBackfill:
                 outcomes[record.id] = exc
         return outcomes
 
+    def background_checkpoints(self) -> BackgroundCheckpoints:
+        """WAL checkpoints beside the writes of a run over many processes (``write_group``)."""
+        return BackgroundCheckpoints(self._engine)
+
     def _log_has_patches(self, pid: str) -> bool:
         with self._engine.connect() as connection:
             return connection.execute(_HAS_PATCH, {"pid": pid}).first() is not None
@@ -490,10 +497,14 @@ class ProcessBackfill:
         """Run the replay: count every channel, write the rows of the channels in ``todo``.
         Each batch is written in a thread of its own while the replay builds the next one:
         SQLite and the driver work without the GIL, so on two cores the decoding and the
-        writing overlap (docs/performance.md, backfill). At most two batches exist at once."""
+        writing overlap (docs/performance.md, backfill), and a third thread checkpoints the WAL
+        (the copy and its fsync) beside them. At most two batches exist at once."""
         stats: dict[Channel, _ChannelStats] = {c: _ChannelStats() for c in CHANNELS}
         normalized = stats["normalized"]
-        with ThreadPoolExecutor(1, thread_name_prefix="execlog-backfill-write") as pool:
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="execlog-backfill-write") as pool,
+            BackgroundCheckpoints(self._engine) as checkpoints,
+        ):
             writing: Future[None] | None = None
             try:
                 for raw_rows, normalized_rows in replay.chunks():
@@ -510,7 +521,7 @@ class ProcessBackfill:
                         writing.result()
                     for channel, rows in writes:
                         stats[channel].written += len(rows)
-                    writing = pool.submit(self._write, writes)
+                    writing = pool.submit(self._write, writes, checkpoints)
             finally:
                 if writing is not None:
                     writing.result()
@@ -518,8 +529,10 @@ class ProcessBackfill:
         stats["raw"].set_range(replay.raw_index)
         return stats
 
-    def _write(self, writes: list[tuple[Channel, _Rows]]) -> None:
-        with self._engine.begin() as connection:
+    def _write(
+        self, writes: list[tuple[Channel, _Rows]], checkpoints: BackgroundCheckpoints
+    ) -> None:
+        with checkpoints.writing() as connection:
             for channel, rows in writes:
                 self._entries.upsert_channel_rows(connection, channel, rows, now_ms())
 
@@ -835,6 +848,7 @@ class LegacyBackfiller:
         # are reported in order. A large process goes alone, its log streamed.
         writing: tuple[list[LegacyProcess], _Claim, asyncio.Future[Any]] | None = None
         claims: list[_Claim] = []
+        checkpoints = self._job.background_checkpoints()
         try:
             for group in _groups(pending):
                 if len(group) == 1:
@@ -850,11 +864,15 @@ class LegacyBackfiller:
                 # in the busy handler's sleeps (1, 2, 5, 10 ms ...), up to 40 ms a group.
                 if writing is not None:
                     account(writing[0], await self._finish(writing[1], writing[2]))
-                write = asyncio.ensure_future(run_in_thread(self._job.write_group, prepared))
+                write = asyncio.ensure_future(
+                    run_in_thread(self._job.write_group, prepared, checkpoints)
+                )
                 writing = (group, claim, write)
             if writing is not None:
                 account(writing[0], await self._finish(writing[1], writing[2]))
+            await run_in_thread(checkpoints.close)
         finally:
+            checkpoints.close(copy_rest=False)  # cancelled: the checkpoint ends on its own
             for claim in claims:  # cancelled: no reader is left waiting on a group
                 self._abandon(claim)
         run = BackfillRun(

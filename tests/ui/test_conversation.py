@@ -19,13 +19,12 @@ MANY_ENTRIES = "--pace 0 --turns 6 --no-approval"
 
 
 def _entry_indexes(page: Any) -> list[int]:
-    labels = (
-        page.get_by_role("feed", name="Conversation")
-        .get_by_role("article")
-        .evaluate_all(
-            "nodes => nodes.map(n => n.getAttribute('aria-labelledby'))"
-            ".map(id => document.getElementById(id).textContent)"
-        )
+    """The indexes in the labels of the feed's articles, read in one synchronous pass inside the
+    page: handles resolved first and read later could be detached by the virtualized feed's
+    next render (a scroll) in between."""
+    labels = page.get_by_role("feed", name="Conversation").evaluate(
+        "feed => Array.from(feed.querySelectorAll('article[aria-labelledby]'), article => "
+        "document.getElementById(article.getAttribute('aria-labelledby')).textContent)"
     )
     return [int(re.search(r"#(\d+)$", label).group(1)) for label in labels]  # type: ignore[union-attr]
 

@@ -292,9 +292,13 @@ async def test_client_disconnect_releases_its_subscription(
 # Lines of ~1 KB: a burst the pipeline appends in one go (at most the ~192 KB a pipe read and the
 # stream reader's buffer hold) is ~200 entries, below the queue capacity, so a client that keeps
 # reading never resyncs; the slow client stops reading and falls thousands of entries behind.
+# The producer writes bursts of 200 lines, at most ~20k lines/s: the fast client, parsing every
+# frame in Python in this process beside the server's thread, must be faster than the producer
+# even on a loaded machine (unpaced, it fell 512 events behind there and was rightly resynced).
 OVERFLOW_LINES = 20_000
 OVERFLOW_QUEUE_CAPACITY = 512
 OVERFLOW_PAD = 1000
+OVERFLOW_BURST = 200
 
 
 def overflow_line(i: int) -> str:
@@ -344,7 +348,10 @@ async def test_slow_client_resyncs_without_slowing_the_process_or_a_fast_client(
             "deadline = time.monotonic() + 60\n"
             f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
             "    time.sleep(0.005)\n"
-            f"for i in range({OVERFLOW_LINES}): print(f'{{i}} ' + 'x' * {OVERFLOW_PAD})\n"
+            f"for i in range({OVERFLOW_LINES}):\n"
+            f"    print(f'{{i}} ' + 'x' * {OVERFLOW_PAD})\n"
+            f"    if i % {OVERFLOW_BURST} == {OVERFLOW_BURST - 1}:\n"
+            "        sys.stdout.flush(); time.sleep(0.01)\n"
         )
         session = await create_session(client, script_body(code))
         pid = session["processes"][0]["id"]

@@ -1,5 +1,8 @@
 // Build into the Python package's static/ directory, which `execlog serve` serves at `/`.
 // `npm run dev` proxies the API to a running `execlog serve` (EXECLOG_DEV_API, default :8787).
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { constants, gzipSync } from "node:zlib";
 import { build, type Plugin, type Rollup } from "vite";
 import { defineConfig } from "vitest/config";
 import react from "@vitejs/plugin-react";
@@ -68,10 +71,38 @@ function inlineBootScript(): Plugin {
   };
 }
 
+// Text files of the build get a gzip sibling (`app-1a2b.js.gz`), compressed once at the best
+// level; `execlog serve` answers with it when the browser accepts gzip (execlog/api/webui.py),
+// so a remote viewer downloads about a third of the bytes and the server compresses nothing.
+const COMPRESSED = /\.(?:js|css|html|svg|json|txt)$/;
+const COMPRESS_MIN_BYTES = 1024;
+
+function precompress(outDir: string): Plugin {
+  const walk = (directory: string): string[] =>
+    readdirSync(directory).flatMap((name) => {
+      const path = join(directory, name);
+      return statSync(path).isDirectory() ? walk(path) : [path];
+    });
+  return {
+    name: "execlog-precompress",
+    apply: "build",
+    closeBundle() {
+      for (const path of walk(outDir)) {
+        if (!COMPRESSED.test(path)) continue;
+        const data = readFileSync(path);
+        if (data.length < COMPRESS_MIN_BYTES) continue;
+        writeFileSync(`${path}.gz`, gzipSync(data, { level: constants.Z_BEST_COMPRESSION }));
+      }
+    },
+  };
+}
+
+const OUT_DIR = "../execlog/static";
+
 export default defineConfig({
-  plugins: [react(), inlineBootScript()],
+  plugins: [react(), inlineBootScript(), precompress(OUT_DIR)],
   build: {
-    outDir: "../execlog/static",
+    outDir: OUT_DIR,
     emptyOutDir: true,
     sourcemap: false,
     chunkSizeWarningLimit: 600,

@@ -11,11 +11,13 @@ revalidated on every load (``no-cache``) and a new build is picked up at once.
 from __future__ import annotations
 
 import html
+import mimetypes
 from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI
+from starlette.datastructures import Headers
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketClose
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_STATIC_DIR",
     "PAGE_CACHE_CONTROL",
     "WebUi",
+    "accepts_gzip",
     "config_router",
     "install_web_ui",
     "is_page_path",
@@ -67,23 +70,22 @@ class WebUi:
     def index_file(self) -> Path:
         return self.directory / "index.html"
 
-    def respond(self, path: str) -> Response:
+    def respond(self, path: str, *, gzip: bool = False) -> Response:
         """The file ``path`` names inside the build, else (not under ``assets/``) the app's
-        ``index.html`` so that the client-side router handles the deep link."""
+        ``index.html`` so that the client-side router handles the deep link. With ``gzip`` (the
+        browser accepts it), the build's precompressed copy of a text file when there is one."""
         if not self.index_file.is_file():
             return _missing_build_page(self.directory)
         file = self._find_file(path)
         if file is not None and file != self.index_file:
             hashed = file.parent.name == "assets" and file.parent.parent == self.directory
             cache = ASSET_CACHE_CONTROL if hashed else PAGE_CACHE_CONTROL
-            return FileResponse(file, headers={"Cache-Control": cache})
+            return _file_response(file, cache, gzip=gzip)
         if path.startswith("assets/"):
             # A script or style that is not in this build: answering with HTML would make the
             # browser report a MIME error instead of the missing file.
             raise NotFoundError(f"no such file in the web UI build: /{path}")
-        return FileResponse(
-            self.index_file, media_type="text/html", headers={"Cache-Control": PAGE_CACHE_CONTROL}
-        )
+        return _file_response(self.index_file, PAGE_CACHE_CONTROL, gzip=gzip)
 
     def _find_file(self, path: str) -> Path | None:
         if not path or "\x00" in path:
@@ -93,6 +95,37 @@ class WebUi:
         if not candidate.is_relative_to(self.directory) or not candidate.is_file():
             return None
         return candidate
+
+
+def _file_response(file: Path, cache_control: str, *, gzip: bool) -> Response:
+    """``file``, or its ``.gz`` sibling (written by the build for text files of 1 KB or more)
+    sent as ``Content-Encoding: gzip`` when the browser accepts it. Either way ``Vary:
+    Accept-Encoding`` when a sibling exists, so a shared cache keeps the two apart."""
+    media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    compressed = file.with_name(file.name + ".gz")
+    if not compressed.is_file():
+        return FileResponse(file, media_type=media_type, headers={"Cache-Control": cache_control})
+    headers = {"Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+    if not gzip:
+        return FileResponse(file, media_type=media_type, headers=headers)
+    headers["Content-Encoding"] = "gzip"
+    return FileResponse(compressed, media_type=media_type, headers=headers)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header admits gzip (RFC 9110: a ``q`` of 0 refuses)."""
+    for item in accept_encoding.split(","):
+        name, _, parameters = item.partition(";")
+        if name.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        key, _, value = parameters.strip().partition("=")
+        if key.strip().lower() != "q":
+            return True
+        try:
+            return float(value) > 0
+        except ValueError:
+            return False
+    return False
 
 
 # --- pages shown instead of the app -----------------------------------------------------------
@@ -192,6 +225,8 @@ def install_web_ui(app: FastAPI, directory: Path = DEFAULT_STATIC_DIR) -> None:
         path: str = scope["path"]
         if scope["method"] not in ("GET", "HEAD") or not is_page_path(path):
             raise NotFoundError(f"no route {scope['method']} {path}")
-        await web_ui.respond(path.removeprefix("/"))(scope, receive, send)
+        accept_encoding = Headers(scope=scope).get("accept-encoding", "")
+        response = web_ui.respond(path.removeprefix("/"), gzip=accepts_gzip(accept_encoding))
+        await response(scope, receive, send)
 
     app.router.default = serve_unrouted

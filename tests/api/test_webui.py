@@ -5,6 +5,7 @@ headers, the page shown when the build is missing, `GET /api/config`, and the br
 from __future__ import annotations
 
 import asyncio
+import gzip
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from execlog.api.webui import ASSET_CACHE_CONTROL
+from execlog.api.webui import ASSET_CACHE_CONTROL, DEFAULT_STATIC_DIR, accepts_gzip
 from tests.api.helpers import get_once_listening, script_body, serve_process
 from tests.api.test_security import clean_env
 from tests.conftest import LiveServer
@@ -226,3 +227,78 @@ async def test_serve_prints_the_web_ui_url_with_the_token(tmp_path: Path) -> Non
     # cookie that carries the token on.
     assert response.status_code in (200, 503)
     assert "execlog_token=" in response.headers["set-cookie"]
+
+
+# --- precompressed text files -----------------------------------------------------------------
+
+
+async def test_precompressed_files_go_to_browsers_that_accept_gzip(
+    live_server: Callable[..., LiveServer], ui_build: Path
+) -> None:
+    """The build writes a ``.gz`` sibling of each text file (frontend/vite.config.ts); a
+    browser that accepts gzip gets it as ``Content-Encoding: gzip``, any other the file."""
+    script = "console.log('execlog ui');\n" * 200
+    (ui_build / "assets" / "index-3f2a9c.js").write_text(script)
+    (ui_build / "assets" / "index-3f2a9c.js.gz").write_bytes(gzip.compress(script.encode()))
+    (ui_build / "index.html.gz").write_bytes(gzip.compress(INDEX_HTML.encode()))
+    server = live_server(static_dir=ui_build)
+
+    async def fetch(path: str, accept_encoding: str) -> tuple[httpx.Response, bytes]:
+        headers = {"Accept-Encoding": accept_encoding}
+        async with client.stream("GET", path, headers=headers) as response:
+            raw = b"".join([chunk async for chunk in response.aiter_raw()])
+        return response, raw
+
+    async with client_for(server) as client:
+        zipped, raw = await fetch("/assets/index-3f2a9c.js", "gzip, deflate, br")
+        assert zipped.headers["content-encoding"] == "gzip"
+        assert zipped.headers["vary"] == "Accept-Encoding"
+        assert "javascript" in zipped.headers["content-type"]
+        assert zipped.headers["cache-control"] == ASSET_CACHE_CONTROL
+        assert gzip.decompress(raw).decode() == script and len(raw) < len(script) // 10
+        for refused in ("identity", "gzip;q=0, br", ""):
+            plain, raw = await fetch("/assets/index-3f2a9c.js", refused)
+            assert "content-encoding" not in plain.headers, refused
+            assert plain.headers["vary"] == "Accept-Encoding", refused
+            assert raw.decode() == script, refused
+        page, raw = await fetch(f"/sessions/{uuid.uuid4()}", "gzip")
+        assert page.headers["content-encoding"] == "gzip"
+        assert page.headers["content-type"].startswith("text/html")
+        assert gzip.decompress(raw).decode() == INDEX_HTML
+        # A file without a sibling is sent as it is, with no Vary.
+        favicon, raw = await fetch("/favicon.svg", "gzip")
+        assert "content-encoding" not in favicon.headers and "vary" not in favicon.headers
+
+
+@pytest.mark.parametrize(
+    ("header", "accepted"),
+    [
+        ("gzip", True),
+        ("br, gzip;q=0.5", True),
+        ("*", True),
+        ("x-gzip", True),
+        ("GZIP ; Q=1", True),
+        ("gzip;q=0", False),
+        ("gzip;q=0.000", False),
+        ("deflate, br", False),
+        ("identity", False),
+        ("", False),
+        ("gzip;q=oops", False),
+    ],
+)
+async def test_accept_encoding_is_read_as_rfc_9110_says(header: str, accepted: bool) -> None:
+    assert accepts_gzip(header) is accepted
+
+
+async def test_the_real_build_has_a_gzip_copy_of_each_text_file() -> None:
+    if not (DEFAULT_STATIC_DIR / "index.html").is_file():
+        pytest.skip("the web UI is not built: run `make test` (it runs the Vite build first)")
+    texts = [
+        path
+        for path in DEFAULT_STATIC_DIR.rglob("*")
+        if path.suffix in (".js", ".css", ".html") and path.stat().st_size >= 1024
+    ]
+    assert any(path.name == "index.html" for path in texts)
+    for path in texts:
+        copy = path.with_name(path.name + ".gz")
+        assert gzip.decompress(copy.read_bytes()) == path.read_bytes(), path

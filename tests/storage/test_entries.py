@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, event, select
 from execlog.protocol import StoredEntry, encode_raw_entry
 from execlog.storage.entries import UPSERT_CHUNK_ROWS, EntryRow, EntryStats, EntryStore
 from execlog.storage.tables import execution_process_log_entries as entries_table
+from execlog.storage.writer import EntryWrite
 from tests.storage.helpers import new_process_id, rows_for
 
 
@@ -192,20 +193,34 @@ def test_upsert_replaces_payload_and_keeps_index_and_created_at(any_engine: Engi
     assert store.fetch_stats(process_id, "raw") == EntryStats(3, 0, 2)
 
 
-def test_upsert_same_key_twice_in_one_call_last_wins(any_engine: Engine) -> None:
+@pytest.mark.parametrize("row", [EntryRow, EntryWrite])
+def test_upsert_same_key_twice_in_one_call_last_wins(
+    any_engine: Engine, row: type[EntryRow]
+) -> None:
+    """``EntryWrite``: appends only, which PostgreSQL copies without deduplicating; a chunk
+    naming a key twice cannot be copied and is upserted instead. Then a partial line's writes
+    and its final append in one call: the final one is stored."""
     store = EntryStore(any_engine)
     process_id = new_process_id()
     store.upsert_entries_now(
         [
-            EntryRow(process_id, "raw", 0, '"first"'),
-            EntryRow(process_id, "raw", 1, '"other"'),
-            EntryRow(process_id, "raw", 0, '"last"'),
+            row(process_id, "raw", 0, '"first"'),
+            row(process_id, "raw", 1, '"other"'),
+            row(process_id, "raw", 0, '"last"'),
+        ]
+    )
+    store.upsert_entries_now(
+        [
+            EntryWrite(process_id, "raw", 2, '"p"', partial=True),
+            EntryWrite(process_id, "raw", 2, '"pq"', partial=True),
+            EntryWrite(process_id, "raw", 2, '"pqr"'),
         ]
     )
 
-    assert store.fetch_range(process_id, "raw", 0, 2) == [
+    assert store.fetch_range(process_id, "raw", 0, 3) == [
         StoredEntry(0, '"last"'),
         StoredEntry(1, '"other"'),
+        StoredEntry(2, '"pqr"'),
     ]
 
 

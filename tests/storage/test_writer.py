@@ -23,7 +23,7 @@ from execlog.protocol import (
     encode_normalized_entry,
     encode_raw_entry,
 )
-from execlog.storage.entries import UPSERT_CHUNK_ROWS, EntryStats, EntryStore
+from execlog.storage.entries import POSTGRES_CHUNK_ROWS, EntryStats, EntryStore
 from execlog.storage.legacy import (
     FinishedMessage,
     JsonPatchMessage,
@@ -437,17 +437,19 @@ def test_postgres_copies_new_rows_and_upserts_stored_keys(postgres_engine: Engin
     row, also across several chunks of one transaction and beside replaces."""
     store = EntryStore(postgres_engine)
     process_id = new_process_id()
-    total = UPSERT_CHUNK_ROWS + 300
+    total = POSTGRES_CHUNK_ROWS + 300
     store.upsert_entries_now([EntryWrite(process_id, "raw", i, f'"a{i}"') for i in range(total)])
     assert store.fetch_stats(process_id, "raw") == EntryStats(total, 0, total - 1)
     # One transaction, two chunks: the first has new rows and one stored key marked new; the
     # second new rows and replaces of stored keys.
-    rows = [EntryWrite(process_id, "raw", i, f'"b{i}"') for i in range(total, total + 4000)]
+    first = POSTGRES_CHUNK_ROWS - 1000
+    rows = [EntryWrite(process_id, "raw", i, f'"b{i}"') for i in range(total, total + first)]
     rows.append(EntryWrite(process_id, "raw", 7, '"b7"'))
-    rows += [EntryWrite(process_id, "raw", i, f'"b{i}"') for i in range(total + 4000, total + 6000)]
+    more = range(total + first, total + first + 2000)
+    rows += [EntryWrite(process_id, "raw", i, f'"b{i}"') for i in more]
     rows += [EntryWrite(process_id, "raw", i, f'"r{i}"', replace=True) for i in range(10, 20)]
     store.upsert_entries_now(rows)
-    final = total + 6000
+    final = total + first + 2000
     assert store.fetch_stats(process_id, "raw") == EntryStats(final, 0, final - 1)
     stored = {e.entry_index: e.entry_json for e in store.fetch_range(process_id, "raw", 0, final)}
     assert stored[7] == '"b7"' and stored[6] == '"a6"'

@@ -34,6 +34,7 @@ class BackgroundCheckpoints:
         self._restart_writes = restart_writes
         self._pool: ThreadPoolExecutor | None = None
         self._running: Future[None] | None = None
+        self._started = False  # the first write is done (it is a plain one)
         self._writes = 0  # since the writer last copied everything itself
         self._uncopied = False  # a write committed since the last checkpoint started
 
@@ -60,8 +61,12 @@ class BackgroundCheckpoints:
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """A write transaction (committed on leaving) whose commit does not checkpoint; a
-        checkpoint starts after it unless one is running."""
-        if not self._sqlite:
+        checkpoint starts after it unless one is running. The run's first write is a plain one
+        (SQLite's automatic checkpoint, as everywhere else): a run of one write, such as the
+        on-demand backfill of a small log before a read, costs what it did, and closing has
+        nothing to copy (a PASSIVE checkpoint copies every writer's frames)."""
+        if not self._sqlite or not self._started:
+            self._started = True
             with self._engine.begin() as connection:
                 yield connection
             return

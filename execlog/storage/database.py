@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from execlog.errors import ConfigError, DatabaseUnavailableError
@@ -23,6 +24,7 @@ __all__ = [
     "convert_sqlite_page_size",
     "fetch_sqlite_page_size",
     "describe_database_error",
+    "driver_errors_wrapped",
     "create_database_engine",
     "normalize_database_url",
     "is_sqlite",
@@ -112,6 +114,20 @@ def convert_sqlite_page_size(engine: Engine) -> tuple[int, int]:
         connection.close()
     engine.dispose()
     return before, after
+
+
+@contextmanager
+def driver_errors_wrapped(connection: Connection) -> Iterator[None]:
+    """Around work on the raw driver connection (PostgreSQL's COPY): its errors are raised as
+    SQLAlchemy's, as every other statement's are, so that the writer tells a transient error
+    (``OperationalError``: a cancelled statement, a lost connection; retried, nothing lost) from
+    a permanent one, and a request answers 503. Unwrapped, psycopg's ``QueryCanceled`` during a
+    locked table looked permanent, and the writer would have dropped the write."""
+    base = connection.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except base as exc:
+        raise DBAPIError.instance(None, None, exc, base, dialect=connection.dialect) from exc
 
 
 # PostgreSQL plans a read from statistics, and a process's id is new and hot (a running one's

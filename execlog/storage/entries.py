@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from execlog.protocol import Channel, StoredEntry, decode_raw_content, now_ms
-from execlog.storage.database import pin_index_plans, run_in_thread
+from execlog.storage.database import driver_errors_wrapped, pin_index_plans, run_in_thread
 from execlog.storage.tables import execution_process_log_entries as entries_table
 
 __all__ = [
@@ -588,24 +588,25 @@ class EntryStore:
         write is an append of the key its partial writes restated."""
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            appends_only = not any(r.may_be_stored for r in rows)
-            if not appends_only:
-                rows = _last_of_each_key(rows)
-            new = rows if appends_only else [r for r in rows if not r.may_be_stored]
-            if new and _copy_new_rows(cursor, new, now_ms):
-                rows = [] if appends_only else [r for r in rows if r.may_be_stored]
-            elif appends_only:
-                rows = _last_of_each_key(rows)  # a key was stored already: upsert them all
-            if not rows:
-                return staged
-            cursor.execute(_PG_EMPTY_STAGING if staged else _PG_CREATE_STAGING)
-            with cursor.copy(_PG_COPY_STAGING) as copy:
-                copy.set_types(_PG_STAGING_TYPES)
-                write_row = copy.write_row
-                for r in rows:
-                    write_row((r.process_id, r.channel, r.entry_index, r.entry_json))
-            cursor.execute(_PG_UPSERT_FROM_STAGING, {"now": now_ms})
-            return True
+            with driver_errors_wrapped(connection):
+                appends_only = not any(r.may_be_stored for r in rows)
+                if not appends_only:
+                    rows = _last_of_each_key(rows)
+                new = rows if appends_only else [r for r in rows if not r.may_be_stored]
+                if new and _copy_new_rows(cursor, new, now_ms):
+                    rows = [] if appends_only else [r for r in rows if r.may_be_stored]
+                elif appends_only:
+                    rows = _last_of_each_key(rows)  # a key was stored already: upsert them all
+                if not rows:
+                    return staged
+                cursor.execute(_PG_EMPTY_STAGING if staged else _PG_CREATE_STAGING)
+                with cursor.copy(_PG_COPY_STAGING) as copy:
+                    copy.set_types(_PG_STAGING_TYPES)
+                    write_row = copy.write_row
+                    for r in rows:
+                        write_row((r.process_id, r.channel, r.entry_index, r.entry_json))
+                cursor.execute(_PG_UPSERT_FROM_STAGING, {"now": now_ms})
+                return True
         finally:
             cursor.close()
 

@@ -19,9 +19,15 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from websockets.asyncio.client import connect
 
-from execlog.storage.database import normalize_database_url
+from execlog.config import LogPersistence
+from execlog.storage.database import create_database_engine, normalize_database_url
+from execlog.storage.entries import EntryRow, EntryStats, EntryStore
+from execlog.storage.legacy import LegacyLogStore
+from execlog.storage.migrate import run_migrations
+from execlog.storage.writer import EntryWrite, LogWriter
 from tests.api.helpers import create_session, script_body, wait_for_process_end, walk_history
 from tests.api.test_logs_ws import (
     http_client,
@@ -189,3 +195,43 @@ async def check_answers_during_outage(
         assert [e["entry"]["content"] for e in entries] == [str(i) for i in range(500)]
         session = await create_session(client, script_body("print(1)"))
         assert session["processes"]
+
+
+@pytest.mark.postgres
+async def test_writes_cancelled_by_the_postgres_deadline_are_retried_not_dropped(
+    postgres_schema_url: str,
+) -> None:
+    """PostgreSQL's entry writes COPY through the raw driver. A COPY that waits on a locked
+    table past ``statement_timeout`` is cancelled with psycopg's own ``QueryCanceled``, which
+    the writer took for a permanent error: it dropped the writes. It is raised as SQLAlchemy's
+    ``OperationalError`` now: retried with back-off, and every write lands once the lock goes."""
+    url = postgres_schema_url
+    engine = create_database_engine(url, timeout_seconds=0.2)
+    run_migrations(engine)
+    entries = EntryStore(engine)
+    process_id = str(uuid.uuid4())
+    rows = [EntryRow(process_id, "raw", i, '{"type":"STDOUT","content":"x"}') for i in range(50)]
+    try:
+        with postgres_table_lock(url):
+            with pytest.raises(OperationalError, match="statement timeout"):
+                entries.upsert_entries_now(rows)
+
+        writer = LogWriter(entries, LegacyLogStore(engine), LogPersistence.ENTRIES)
+        await writer.start()
+        try:
+            with postgres_table_lock(url):
+                for row in rows:
+                    await writer.submit(
+                        EntryWrite(row.process_id, row.channel, row.entry_index, row.entry_json)
+                    )
+                deadline = time.monotonic() + 30
+                while writer.failed_commits < 2:  # cancelled at least twice behind the lock
+                    assert time.monotonic() < deadline, "the commit was never cancelled"
+                    await asyncio.sleep(0.02)
+            await writer.flush()
+        finally:
+            await writer.close()
+        assert writer.rejected_writes == 0
+        assert entries.fetch_stats(process_id, "raw") == EntryStats(50, 0, 49)
+    finally:
+        engine.dispose()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,20 +25,29 @@ SMOKED = (
 )
 
 
-@pytest.mark.bench
-@pytest.mark.timeout(300)
-def test_quick_benchmarks_run_and_write_their_results(tmp_path: Path) -> None:
+def run_quick_benchmarks(
+    names: Sequence[str], output_dir: Path, *, timeout: float
+) -> dict[str, dict[str, Any]]:
+    """``python -m bench NAMES --quick`` in a process of its own; each one's result document,
+    checked to be a quick run of that benchmark."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench", *SMOKED, "--quick", "--output-dir", str(tmp_path)],
+        [sys.executable, "-m", "bench", *names, "--quick", "--output-dir", str(output_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in SMOKED}
+    figures = {name: json.loads((output_dir / f"{name}.json").read_text()) for name in names}
     for name, document in figures.items():
         assert document["name"] == name and document["quick"] is True
+    return figures
+
+
+@pytest.mark.bench
+@pytest.mark.timeout(300)
+def test_quick_benchmarks_run_and_write_their_results(tmp_path: Path) -> None:
+    figures = run_quick_benchmarks(SMOKED, tmp_path, timeout=280)
     ingest = figures["ingest"]["results"]
     assert ingest["ratio_entries"] > 0 and ingest["sqlite_executemany_rows_per_s"] > 0
     memory = figures["server_memory"]["results"]

@@ -13,6 +13,8 @@ from typing import Final
 
 from sqlalchemy import Connection, Engine
 
+from execlog.storage.database import driver_errors_wrapped
+
 __all__ = ["BackgroundCheckpoints"]
 
 # SQLite restarts the WAL from its start only when a write begins after a checkpoint has copied
@@ -79,13 +81,15 @@ class BackgroundCheckpoints:
         with self._engine.connect() as connection:
             driver = connection.connection.dbapi_connection
             assert driver is not None
-            automatic = driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-            driver.execute("PRAGMA wal_autocheckpoint=0")
+            with driver_errors_wrapped(connection):
+                automatic = driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+                driver.execute("PRAGMA wal_autocheckpoint=0")
             try:
                 with connection.begin():
                     yield connection
             finally:
-                driver.execute(f"PRAGMA wal_autocheckpoint={int(automatic)}")
+                with driver_errors_wrapped(connection):
+                    driver.execute(f"PRAGMA wal_autocheckpoint={int(automatic)}")
         self._writes += 1
         self._uncopied = True
         if self._running is None or self._running.done():
@@ -103,4 +107,5 @@ class BackgroundCheckpoints:
         with self._engine.connect() as connection:
             driver = connection.connection.dbapi_connection
             assert driver is not None
-            driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            with driver_errors_wrapped(connection):
+                driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

@@ -4,16 +4,14 @@ figures. Not a performance test: the figures are checked for shape and sanity, n
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.test_bench import run_quick_benchmarks
+
 from .conftest import _skip_reason
 
-ROOT = Path(__file__).resolve().parents[2]
 UI_BENCHMARKS = ("ui_raw_viewer", "ui_conversation")
 
 
@@ -23,17 +21,7 @@ def test_quick_ui_benchmarks_run_and_write_their_results(tmp_path: Path) -> None
     reason = _skip_reason()
     if reason is not None:
         pytest.skip(reason)
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", *UI_BENCHMARKS, "--quick", "--output-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in UI_BENCHMARKS}
-    for name, document in figures.items():
-        assert document["name"] == name and document["quick"] is True
+    figures = run_quick_benchmarks(UI_BENCHMARKS, tmp_path, timeout=170)
     viewer = figures["ui_raw_viewer"]["results"]
     assert viewer["process_status_at_end"] == "completed"
     assert viewer["lines_per_s"] > 0 and viewer["frames"] > 0

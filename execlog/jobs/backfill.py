@@ -380,14 +380,15 @@ class ProcessBackfill:
         use_patches = executor not in EXECUTORS or self._log_has_patches(pid)
         stored = {channel: self._entries.fetch_stats(pid, channel) for channel in CHANNELS}
         todo: set[Channel] = set(CHANNELS)
-        if any(stats.count for stats in stored.values()):
+        empty = not any(stats.count for stats in stored.values())
+        if not empty:
             # Entries exist (written live, or a backfill that stopped half-way): rebuild the
             # statistics first and rewrite only the channels that differ.
             check = self._replay(pid, executor, use_patches)
             rebuilt = self._consume(check, set(), pid)
             todo = {c for c in CHANNELS if not rebuilt[c].matches(stored[c])}
         replay = self._replay(pid, executor, use_patches)
-        stats = self._consume(replay, todo, pid)
+        stats = self._consume(replay, todo, pid, raw_is_new=empty)
         session_id = replay.agent_session_id
         if session_id is not None:
             self._repository.set_missing_agent_session_id(pid, session_id, now_ms())
@@ -464,7 +465,11 @@ class ProcessBackfill:
         alone = list(prepared.alone)
         try:
             with checkpoints.writing() as connection:
-                self._entries.upsert_channel_rows(connection, "raw", prepared.raw, now_ms())
+                # The group's processes have no entries (prepare_group), and raw indexes are
+                # distinct: new rows, copied straight into PostgreSQL's table.
+                self._entries.upsert_channel_rows(
+                    connection, "raw", prepared.raw, now_ms(), new=True
+                )
                 self._entries.upsert_channel_rows(
                     connection, "normalized", prepared.normalized, now_ms()
                 )
@@ -492,9 +497,10 @@ class ProcessBackfill:
             return connection.execute(_HAS_PATCH, {"pid": pid}).first() is not None
 
     def _consume(
-        self, replay: _Replay, todo: set[Channel], pid: str
+        self, replay: _Replay, todo: set[Channel], pid: str, *, raw_is_new: bool = False
     ) -> dict[Channel, _ChannelStats]:
-        """Run the replay: count every channel, write the rows of the channels in ``todo``.
+        """Run the replay: count every channel, write the rows of the channels in ``todo``
+        (``raw_is_new``: the process has no entries, so its raw rows are new keys).
         Each batch is written in a thread of its own while the replay builds the next one:
         SQLite and the driver work without the GIL, so on two cores the decoding and the
         writing overlap (docs/performance.md, backfill), and a third thread checkpoints the WAL
@@ -521,7 +527,7 @@ class ProcessBackfill:
                         writing.result()
                     for channel, rows in writes:
                         stats[channel].written += len(rows)
-                    writing = pool.submit(self._write, writes, checkpoints)
+                    writing = pool.submit(self._write, writes, checkpoints, raw_is_new)
             finally:
                 if writing is not None:
                     writing.result()
@@ -530,11 +536,15 @@ class ProcessBackfill:
         return stats
 
     def _write(
-        self, writes: list[tuple[Channel, _Rows]], checkpoints: BackgroundCheckpoints
+        self,
+        writes: list[tuple[Channel, _Rows]],
+        checkpoints: BackgroundCheckpoints,
+        raw_is_new: bool,
     ) -> None:
         with checkpoints.writing() as connection:
             for channel, rows in writes:
-                self._entries.upsert_channel_rows(connection, channel, rows, now_ms())
+                new = raw_is_new and channel == "raw"
+                self._entries.upsert_channel_rows(connection, channel, rows, now_ms(), new=new)
 
 
 GroupOutcome = BackfillResult | Exception | None

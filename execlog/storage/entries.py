@@ -123,6 +123,15 @@ class EntryRow:
         return True
 
 
+@dataclass(slots=True)
+class _NewEntryRow(EntryRow):
+    """An entry its writer knows is not stored yet (``upsert_channel_rows(new=True)``)."""
+
+    @property
+    def may_be_stored(self) -> bool:
+        return False
+
+
 # Prebuilt statements: SQLAlchemy caches their compiled form, so each call only binds values.
 _TAIL = select(*_PAYLOAD).where(_KEY).order_by(_t.entry_index.desc()).limit(bindparam("limit"))
 _TAIL_BEFORE = (
@@ -507,6 +516,8 @@ class EntryStore:
         channel: Channel,
         rows: Sequence[tuple[str, int, str]],
         now_ms: int,
+        *,
+        new: bool = False,
     ) -> None:
         """``upsert_entries`` for ``(process id, index, payload)`` rows of one channel (the
         backfill's bulk path, one process or many). On SQLite no EntryRow per row (about a fifth
@@ -514,10 +525,15 @@ class EntryStore:
         ``?2``) and each row's process, index and payload: the rows' tuples are flattened in C,
         and the writing thread holds the GIL (binding) half as long as with six values per row
         (issue 11). As in ``_upsert_sqlite_chunk``, each size used is executed once more with
-        NULLs and no rows, so that no cached statement keeps payloads (issue 9)."""
+        NULLs and no rows, so that no cached statement keeps payloads (issue 9).
+
+        ``new``: no row's key is stored and no two rows share one (raw entries rebuilt into an
+        empty channel). PostgreSQL then copies them straight into the table instead of through
+        the deduplicating staging table; a wrong claim costs one retry as an upsert."""
         if not self._sqlite:
+            make = _NewEntryRow if new else EntryRow
             self.upsert_entries(
-                connection, [EntryRow(pid, channel, i, p) for pid, i, p in rows], now_ms
+                connection, [make(pid, channel, i, p) for pid, i, p in rows], now_ms
             )
             return
         self._execute_sqlite_upserts(

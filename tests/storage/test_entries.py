@@ -353,6 +353,44 @@ def test_entry_store_basics_on_postgres(postgres_engine: Engine) -> None:
     assert [e.entry_index for e in store.fetch_range(process_id, "raw", 0, 2)] == [0, 1]
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("new", [True, False])
+def test_postgres_channel_rows_claimed_new_skip_the_staging_table(
+    postgres_engine: Engine, new: bool
+) -> None:
+    """The backfill's raw rows of a process without entries (``new=True``) are copied straight
+    into the table: none goes through the session's staging table (which empties at commit).
+    A wrong claim (a key stored already) still ends as an upsert, nothing lost or doubled."""
+    store = EntryStore(postgres_engine)
+    process_id = new_process_id()
+    store.upsert_entries_now([EntryRow(process_id, "raw", 3, '"stored"')])
+    rows = [(process_id, index, f'"new {index}"') for index in range(10, 210)]
+    with postgres_engine.connect() as connection:
+        with connection.begin():
+            store.upsert_channel_rows(connection, "raw", rows, 1_000, new=new)
+            staging = connection.exec_driver_sql(
+                "SELECT to_regclass('pg_temp.execlog_entry_staging')"
+            ).scalar()
+            staged = 0
+            if staging is not None:  # created by an earlier use of this pooled session
+                staged = connection.exec_driver_sql(
+                    "SELECT count(*) FROM pg_temp.execlog_entry_staging"
+                ).scalar()
+    assert staged == (0 if new else len(rows))
+    with postgres_engine.connect() as connection:
+        with connection.begin():  # wrongly claimed new: index 3 is stored
+            store.upsert_channel_rows(
+                connection,
+                "raw",
+                [(process_id, 3, '"again"'), (process_id, 4, '"four"')],
+                2_000,
+                new=True,
+            )
+    assert store.fetch_stats(process_id, "raw") == EntryStats(202, 3, 209)
+    stored = {e.entry_index: e.entry_json for e in store.fetch_range(process_id, "raw", 0, 300)}
+    assert stored[3] == '"again"' and stored[4] == '"four"' and stored[209] == '"new 209"'
+
+
 def test_fetch_indexes_and_updated_since_serve_resyncs(engine: Engine) -> None:
     store = EntryStore(engine)
     process_id = new_process_id()

@@ -35,12 +35,13 @@ __all__ = [
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 # The page size of a new SQLite file; an existing one keeps its own until
-# ``execlog migrate --convert-page-size`` rewrites it (docs/performance.md). Entries live in a
-# WITHOUT ROWID b-tree, whose cells hold at most about a quarter of a page before spilling into
-# an overflow page: at SQLite's default 4 KiB a 1 KB line took a 4 KiB overflow page of its own
-# (a 936 MB file for 200 MB of rows) and ingested at 5-35 MB/s. At 64 KiB lines up to ~16 KB stay
-# in their leaf; measured for 1 KB lines, plain executemany ran 113-136 MB/s and the writer
-# 95-117 MB/s, against 89-129 and 52-95 at 16 KiB (issue 9; docs/performance.md).
+# ``execlog migrate --convert-page-size`` rewrites it (docs/performance.md). Entries then lived
+# in a WITHOUT ROWID b-tree, whose cells hold at most about a quarter of a page before spilling
+# into an overflow page: at SQLite's default 4 KiB a 1 KB line took a 4 KiB overflow page of its
+# own (a 936 MB file for 200 MB of rows) and ingested at 5-35 MB/s. At 64 KiB lines up to ~16 KB
+# stayed in their leaf; measured for 1 KB lines, plain executemany ran 113-136 MB/s and the
+# writer 95-117 MB/s, against 89-129 and 52-95 at 16 KiB (issue 9; docs/performance.md). The
+# rowid table of migration 0004 keeps lines up to ~64 KB in their leaf at this size.
 SQLITE_PAGE_SIZE = 65_536
 
 # What a database that is locked, busy, unreachable, out of space or out of pooled connections

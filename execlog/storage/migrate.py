@@ -28,16 +28,23 @@ def _alembic_config() -> Config:
     return config
 
 
-def run_migrations(engine: Engine) -> None:
-    """Upgrade the database to the newest revision; a no-op when it is already there."""
+def run_migrations(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database to ``revision`` (the newest by default); a no-op when it is there."""
     config = _alembic_config()
     with engine.begin() as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
         if not is_sqlite(engine):
             # A migration may rewrite a large table: the server's statement deadline is for
             # requests, not for this (issue 9).
             connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
+        upgraded = MigrationContext.configure(connection).get_current_revision() != before
+    if upgraded and is_sqlite(engine):
+        # A migration that rewrote the entries table (0004) left a WAL the size of the new
+        # table: copy it into the file and cut the WAL back to nothing, not to a 1 GB file.
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     if is_sqlite(engine) and (page_size := fetch_sqlite_page_size(engine)) < SQLITE_PAGE_SIZE:
         # A file made before issue 9 keeps its pages: say once per start how to convert it.
         logger.warning(

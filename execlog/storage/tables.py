@@ -99,7 +99,9 @@ execution_process_logs = Table(
 )
 
 # One row per entry. The primary key (process, channel, index) is also the index that serves
-# "newest N below a cursor"; on SQLite the table is WITHOUT ROWID so rows live in that b-tree.
+# "newest N below a cursor". On SQLite a rowid table (migration 0004), the key its unique index:
+# WITHOUT ROWID, lines of 16-64 KB left up to ~55 KB of a 64 KiB overflow page empty (588 MB
+# against 376 MB for 300 MB of agent output; docs/performance.md).
 execution_process_log_entries = Table(
     "execution_process_log_entries",
     metadata,
@@ -110,7 +112,6 @@ execution_process_log_entries = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("execution_process_id", "channel", "entry_index"),
-    sqlite_with_rowid=False,
 )
 
 # Processes whose entries were checked against (or rebuilt from) their legacy JSONL: start-up

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, select
 
 from execlog.protocol import StoredEntry, encode_raw_entry
 from execlog.storage.entries import UPSERT_CHUNK_ROWS, EntryRow, EntryStats, EntryStore
 from execlog.storage.tables import execution_process_log_entries as entries_table
 from execlog.storage.writer import EntryWrite
-from tests.storage.helpers import new_process_id, rows_for
+from tests.storage.helpers import ENTRIES_KEY_INDEX, explain_tail_page, new_process_id, rows_for
 
 
 def timestamps(engine: Engine, process_id: str, index: int) -> tuple[int, int]:
@@ -146,28 +145,14 @@ def test_fetch_range_is_half_open(any_engine: Engine) -> None:
 
 @pytest.mark.parametrize("cursor", [None, 10])
 def test_tail_page_uses_primary_key_index(engine: Engine, cursor: int | None) -> None:
-    """The statement EntryStore really runs (captured from the driver, parameters and all) is a
-    seek in the primary key, never a scan plus sort."""
-    store = EntryStore(engine)
+    """The newest page and an older one are a seek in the primary key's index (the table has
+    rowids: migration 0004), never a scan plus sort."""
     process_id = new_process_id()
-    store.upsert_entries_now(rows_for(process_id, range(20)))
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        captured.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        page = store.fetch_tail_page(process_id, "raw", 5, cursor)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    assert [e.entry_index for e in page] == list(range(15, 20) if cursor is None else range(5, 10))
-    [(statement, parameters)] = captured
-    with engine.connect() as connection:
-        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
-    details = " ".join(str(row[-1]) for row in plan)
-    assert "USING PRIMARY KEY" in details, details
-    assert "TEMP B-TREE" not in details, details
+    EntryStore(engine).upsert_entries_now(rows_for(process_id, range(20)))
+    indexes, plan = explain_tail_page(engine, process_id, cursor)
+    assert indexes == list(range(15, 20) if cursor is None else range(5, 10))
+    assert f"SEARCH execution_process_log_entries USING INDEX {ENTRIES_KEY_INDEX}" in plan, plan
+    assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
 
 
 # --- writes -----------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ in one transaction; a new file has rowids from the start; large lines take fewer
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,7 +83,7 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def test_a_without_rowid_table_is_rebuilt_with_every_row_identical(
-    make_engine: Callable[..., Engine], tmp_path: Path
+    make_engine: Callable[..., Engine], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     engine = make_engine(migrate=False)
     run_migrations(engine, BEFORE)
@@ -90,7 +92,18 @@ def test_a_without_rowid_table_is_rebuilt_with_every_row_identical(
     before = fetch_all_rows(engine)
     assert len(before) == 72 and ("{}" in {row[3] for row in before})
 
-    run_migrations(engine)
+    with caplog.at_level(logging.WARNING, logger="execlog.storage.migrate"):
+        run_migrations(engine)
+
+    # The start-up says why it waits, and when the rebuild is over.
+    messages = [r.getMessage() for r in caplog.records if r.name == "execlog.storage.migrate"]
+    assert len(messages) == 2, messages
+    assert re.fullmatch(
+        r"rebuilding the entries table with rowids \(migration 0004, once\) in a \d+\.\d GB "
+        r"database file, about 12 s per GB of entries, before the server starts",
+        messages[0],
+    )
+    assert re.fullmatch(r"rebuilt the entries table: 72 entries in \d+\.\d s", messages[1])
 
     assert current_revision(engine) == head_revision()
     assert has_rowids(engine)
@@ -164,6 +177,16 @@ def test_a_failed_rebuild_changes_nothing(make_engine: Callable[..., Engine]) ->
     assert inspect(engine).get_table_names().count(f"{TABLE}_rebuilt") == 0
     run_migrations(engine)
     assert has_rowids(engine) and fetch_all_rows(engine) == rows
+
+
+def test_a_new_database_is_not_rebuilt_and_says_nothing(
+    make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(migrate=False)
+    with caplog.at_level(logging.WARNING, logger="execlog.storage.migrate"):
+        run_migrations(engine)
+    assert has_rowids(engine)
+    assert not [r for r in caplog.records if "entries table" in r.getMessage()]
 
 
 def test_a_new_database_has_rowids_and_the_key_index(engine: Engine) -> None:

@@ -18,7 +18,9 @@ Revises: 0003_process_ownership
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 
 from alembic import op
 
@@ -31,6 +33,9 @@ _TABLE = "execution_process_log_entries"
 _REBUILT = f"{_TABLE}_rebuilt"
 _KEY = ("execution_process_id", "channel", "entry_index")
 _WITHOUT_ROWID = re.compile(r"\)\s*WITHOUT\s+ROWID\s*$", re.IGNORECASE)
+# The start-up runs migrations before it serves: a rebuild of a large file (~12 s per GB of the
+# old table, docs/performance.md) says so, instead of a silent wait.
+logger = logging.getLogger("execlog.storage.migrate")
 
 
 def upgrade() -> None:
@@ -56,15 +61,32 @@ def _rebuild_sqlite_table(*, with_rowid: bool) -> None:
     # version stamp) ends it.
     if not bind.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
         bind.exec_driver_sql("BEGIN")
+    # A new file (0001 made the table) has nothing to copy, and nothing to say.
+    empty = bind.exec_driver_sql(f"SELECT 1 FROM {_TABLE} LIMIT 1").first() is None
+    if not empty:
+        file_bytes = bind.exec_driver_sql(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+        ).scalar_one()
+        logger.warning(
+            "rebuilding the entries table %s rowids (migration 0004, once) in a %.1f GB "
+            "database file, about 12 s per GB of entries, before the server starts",
+            "with" if with_rowid else "without",
+            file_bytes / 1e9,
+        )
+    started = time.monotonic()
     # The table as it stands (columns, constraints), under another name, rowids flipped.
     definition = _WITHOUT_ROWID.sub(")", sql[sql.index("(") :])
     suffix = "" if with_rowid else " WITHOUT ROWID"
     bind.exec_driver_sql(f"CREATE TABLE {_REBUILT} {definition}{suffix}")
     # In key order: the old table's b-tree order (no sort), and new rows and index entries are
     # appended, so pages end up full.
-    bind.exec_driver_sql(
+    copied = bind.exec_driver_sql(
         f"INSERT INTO {_REBUILT} SELECT * FROM {_TABLE} ORDER BY {', '.join(_KEY)}"
-    )
+    ).rowcount
     op.drop_table(_TABLE)
     # SQLite renames the primary key's index with its table (sqlite_autoindex_<table>_1).
     op.rename_table(_REBUILT, _TABLE)
+    if not empty:
+        logger.warning(
+            "rebuilt the entries table: %d entries in %.1f s", copied, time.monotonic() - started
+        )

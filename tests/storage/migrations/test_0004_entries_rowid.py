@@ -99,7 +99,7 @@ def test_a_without_rowid_table_is_rebuilt_with_every_row_identical(
     messages = [r.getMessage() for r in caplog.records if r.name == "execlog.storage.migrate"]
     assert len(messages) == 2, messages
     assert re.fullmatch(
-        r"rebuilding the entries table with rowids \(migration 0004, once\) in a \d+\.\d GB "
+        r"rebuilding the entries table with rowids \(migration 0004, once\) in a \d+ MB "
         r"database file, about 12 s per GB of entries, before the server starts",
         messages[0],
     )

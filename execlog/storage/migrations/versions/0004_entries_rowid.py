@@ -68,10 +68,10 @@ def _rebuild_sqlite_table(*, with_rowid: bool) -> None:
             "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
         ).scalar_one()
         logger.warning(
-            "rebuilding the entries table %s rowids (migration 0004, once) in a %.1f GB "
+            "rebuilding the entries table %s rowids (migration 0004, once) in a %d MB "
             "database file, about 12 s per GB of entries, before the server starts",
             "with" if with_rowid else "without",
-            file_bytes / 1e9,
+            file_bytes // 1_000_000,
         )
     started = time.monotonic()
     # The table as it stands (columns, constraints), under another name, rowids flipped.

@@ -46,8 +46,9 @@ def cli_env(server_url: str | None, **extra: str) -> dict[str, str]:
 
 
 def start_cli(server_url: str | None, *args: str, **extra: str) -> subprocess.Popen[str]:
+    # -X faulthandler: a CLI that does not end in time is made to print its threads (finish).
     return subprocess.Popen(
-        [sys.executable, "-m", "execlog", *args],
+        [sys.executable, "-X", "faulthandler", "-m", "execlog", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -65,9 +66,19 @@ def run_cli(server_url: str | None, *args: str, **extra: str) -> subprocess.Comp
     )
 
 
-def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
+def finish(proc: subprocess.Popen[str], timeout: float = CLI_TIMEOUT_SECONDS) -> tuple[str, str]:
+    """The CLI's output once it ends. One that hangs past ``timeout`` is aborted, and the test
+    fails with its threads' tracebacks (faulthandler) and what it printed."""
     try:
-        out, err = proc.communicate(timeout=CLI_TIMEOUT_SECONDS)
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        pytest.fail(f"the CLI did not end within {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -279,7 +290,9 @@ def test_ctrl_c_stops_the_process_and_exits_130(server: LiveServer) -> None:
     )
     assert read_lines(proc, 1) == ["started\n"]
     proc.send_signal(signal.SIGINT)
-    out, err = finish(proc)
+    # Within the test's 30 s: a hang fails with the CLI's threads (it did twice in full runs,
+    # never alone; the note of 2026-12-02 has what is known).
+    out, err = finish(proc, timeout=20)
     assert proc.returncode == 130, err
     assert out == ""  # the cleanup does not run after a stop
     assert "stopping process" in err

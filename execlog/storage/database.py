@@ -54,9 +54,13 @@ _ERROR_TEXT_CHARS = 200
 
 def describe_database_error(exc: BaseException) -> str:
     """The driver's own message, first line, cut: SQLAlchemy's wrapper text would carry the SQL
-    and its parameters, i.e. payloads."""
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return lines[0][:_ERROR_TEXT_CHARS] if lines else type(exc).__name__
+    and its parameters, i.e. payloads. SQLite's extended code follows it when it says more
+    (``disk I/O error (SQLITE_IOERR_SHORT_READ)``): its messages name only the primary code."""
+    error = getattr(exc, "orig", None) or exc
+    lines = str(error).strip().splitlines()
+    text = lines[0][:_ERROR_TEXT_CHARS] if lines else type(exc).__name__
+    code = getattr(error, "sqlite_errorname", None)
+    return f"{text} ({code})" if isinstance(code, str) and code not in text else text
 
 
 _P = ParamSpec("_P")
